@@ -1,0 +1,66 @@
+"""The Kronecker route for networks that are linear in x: a (k*d) x (k*d) matrix, cost independent of n.
+
+If ``f(x) = Theta(theta) x`` then the Jacobian on the data is ``J_X = (X (x) I_k) J_E`` with
+``J_E`` the Jacobian on the d basis inputs, so
+
+    G = J_E^T (Sigma (x) I_k) J_E,   Sigma = X^T X / n,
+
+and its non-zero spectrum equals that of ``(Sigma^1/2 (x) I_k) J_E J_E^T (Sigma^1/2 (x) I_k)``
+(gn-theory Sec. 2; for a chain of bias-free layers this is the paper's Eq. 4-5,
+``sum_l (A_l A_l^T) (x) (Sigma^1/2 B_l^T B_l Sigma^1/2)`` up to the ordering of the factors).
+``J_E J_E^T`` is built by the Gram route on the basis inputs, so residual skips, masks and
+linear convolutions need no special case.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ._problem import Problem
+from .gram import gram_matrix
+
+_LIN_RTOL = 1e-10
+
+
+def is_linear_in_x(problem: Problem) -> bool:
+    """True when the model computes ``f(x) = Theta x`` (checked on the data and random inputs)."""
+    if not problem.independent:
+        return False
+    shape = tuple(problem.X.shape[1:])
+    d = problem.X[0].numel()
+    dev = problem.device
+    E = torch.eye(d, dtype=torch.float64, device=dev).reshape(d, *shape)
+    gen = torch.Generator(device="cpu").manual_seed(4321)
+    R = torch.randn(4, *shape, generator=gen, dtype=torch.float64).to(dev)
+    with torch.no_grad():
+        theta_t = problem.f({}, E).reshape(d, -1)  # (d, k) = Theta^T
+        for inputs in (problem.X, R, -2.5 * R):
+            got = problem.f({}, inputs).reshape(inputs.shape[0], -1)
+            want = inputs.reshape(inputs.shape[0], -1) @ theta_t
+            scale = float(want.abs().max()) + float(got.abs().max()) + 1e-300
+            if float((got - want).abs().max()) > _LIN_RTOL * scale:
+                return False
+    return True
+
+
+def psd_sqrt(S: torch.Tensor) -> torch.Tensor:
+    """Symmetric PSD square root via eigh (negative round-off eigenvalues clipped to 0)."""
+    w, V = torch.linalg.eigh(0.5 * (S + S.T))
+    return (V * w.clamp_min(0).sqrt()) @ V.T
+
+
+def kronecker_matrix(problem: Problem, *, budget: int) -> tuple[torch.Tensor, list[str]]:
+    """The (k*d) x (k*d) matrix whose non-zero spectrum is that of G (model must be linear in x)."""
+    n, k = problem.n_samples, problem.n_outputs
+    shape = tuple(problem.X.shape[1:])
+    d = problem.X[0].numel()
+    E = torch.eye(d, dtype=torch.float64, device=problem.device).reshape(d, *shape)
+    basis = dataclasses.replace(problem, X=E, n_samples=d, notes=[], _independent=True)
+    KE, notes = gram_matrix(basis, budget=budget)
+    JJ = (KE * d).view(d, k, d, k)  # J_E J_E^T, rows (j, c)
+    Xf = problem.X.reshape(n, d)
+    S = psd_sqrt((Xf.T @ Xf) / n)
+    M = torch.einsum("ab,bkcl,cd->akdl", S, JJ, S).reshape(d * k, d * k)
+    return 0.5 * (M + M.T), notes
