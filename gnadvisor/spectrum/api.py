@@ -246,14 +246,15 @@ def _extremes_by_cholesky(mat: torch.Tensor, rtol: float) -> tuple[float, float]
 
     def inv_mv(x: np.ndarray) -> np.ndarray:
         b = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64).reshape(-1, 1)).to(dev)
-        return torch.cholesky_solve(b, L).reshape(-1).cpu().numpy()
+        y = torch.linalg.solve_triangular(L, b, upper=False)
+        return torch.linalg.solve_triangular(L.T, y, upper=True).reshape(-1).cpu().numpy()
 
     lam_max = float(eigsh(LinearOperator((dim, dim), matvec=mv, dtype=np.float64), k=1, which="LA",
-                          tol=1e-13, v0=v0, return_eigenvectors=False)[0])
+                          tol=1e-11, v0=v0, return_eigenvectors=False)[0])
     if not np.isfinite(lam_max) or lam_max <= 0:
         return None
     inv_max = float(eigsh(LinearOperator((dim, dim), matvec=inv_mv, dtype=np.float64), k=1, which="LA",
-                          tol=1e-13, v0=v0, return_eigenvectors=False)[0])
+                          tol=1e-11, v0=v0, return_eigenvectors=False)[0])
     if not np.isfinite(inv_max) or inv_max <= 0:
         return None
     lam_min = 1.0 / inv_max

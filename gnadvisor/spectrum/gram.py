@@ -63,6 +63,8 @@ def gram_matrix(problem: Problem, *, budget: int) -> tuple[torch.Tensor, list[st
             f"block-wise {'per-sample' if problem.independent else 'full-batch (samples coupled)'} "
             f"Jacobians for {len(others)} tensor(s)"
         )
+    K.triu_()  # structured blocks filled the upper triangle, block-wise ones the whole matrix
+    K += K.triu(1).T
     K /= n
     return K, notes
 
@@ -168,13 +170,14 @@ def _add_linear_block(K: torch.Tensor, problem: Problem, gamma: torch.Tensor, ac
     elif b_name is not None:
         factor = torch.ones(n, n, dtype=torch.float64, device=K.device)
     if factor is not None:
-        B = _row_block(N, budget)
+        # upper triangle only (K is mirrored once at the end): half the flops of Gamma Gamma^T
+        B = max(k, _row_block(N, budget) // k * k)
         for r0 in range(0, N, B):
             r1 = min(N, r0 + B)
-            T = gamma[r0:r1] @ gamma.T  # (B, N)
+            T = gamma[r0:r1] @ gamma[r0:].T  # (b, N - r0)
             rows_i = torch.arange(r0, r1, device=K.device) // k
-            T.view(r1 - r0, n, k).mul_(factor.index_select(0, rows_i).unsqueeze(-1))
-            K[r0:r1] += T
+            T.view(r1 - r0, n - r0 // k, k).mul_(factor[:, r0 // k:].index_select(0, rows_i).unsqueeze(-1))
+            K[r0:r1, r0:] += T
     if masked:
         # kept coordinates of a pruned weight: explicit rows g_ic (x) a_i, a chunk of output units at a time
         out_dim, in_dim = gamma.shape[1], acts.shape[1]
