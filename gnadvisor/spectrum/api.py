@@ -123,16 +123,25 @@ def gn_spectrum(
     rtol_used = float(rtol) if rtol is not None else default_rtol(problem.n_params, problem.n_rows)
     notes = list(problem.notes)
 
-    if route is Route.LANCZOS:
-        return _lanczos_spectrum(problem, rtol_used, notes, t0)
-
-    if route is Route.KRONECKER:
-        mat, route_notes = kronecker_matrix(problem, budget=budget)
-    elif route is Route.GRAM:
-        mat, route_notes = gram_matrix(problem, budget=budget)
-    else:
-        mat = jacobian_gauss_newton(problem)
-        route_notes = []
+    try:
+        if route is Route.LANCZOS:
+            return _lanczos_spectrum(problem, rtol_used, notes, t0)
+        if route is Route.KRONECKER:
+            mat, route_notes = kronecker_matrix(problem, budget=budget)
+        elif route is Route.GRAM:
+            mat, route_notes = gram_matrix(problem, budget=budget)
+        else:
+            mat = jacobian_gauss_newton(problem)
+            route_notes = []
+    except RuntimeError as exc:
+        text = str(exc)
+        if "in-place" in text or "mutate" in text:
+            raise GNAdvisorError(
+                "the model modifies a captured tensor in place during forward (e.g. a buffer update of an exported "
+                "training-mode batch norm), which torch.func cannot differentiate; use the model in eval mode "
+                "or as a plain nn.Module"
+            ) from None
+        raise
     notes += route_notes
     dim = int(mat.shape[0])
     ev, below, lam_max, lam_min, extremes_note = _eigen(mat, rtol_used, full)

@@ -1,0 +1,206 @@
+"""`gnadvisor score`: every printed number against gn_spectrum's reference route; one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import gnadvisor as gna
+from gnadvisor.cli.main import cli
+from gnadvisor.loading import data_for_model, load_model
+
+from cases import naive_gn_eigenvalues, naive_jacobian
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ROOT / "examples" / "models"
+
+
+def run(*args):
+    res = CliRunner().invoke(cli, list(args))
+    return res
+
+
+def score_json(*args):
+    res = run("score", *args, "--json")
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+@pytest.mark.parametrize(
+    "target, extra",
+    [
+        (f"{MODELS}/mlp_bn.py:make_model", ["--kwargs", '{"width": 8, "depth": 2}', "--samples", "12"]),
+        (f"{MODELS}/resnet_cifar.py:make_model", ["--kwargs", '{"blocks": 1, "width": 4}', "--input-shape", "3,8,8",
+                                                  "--samples", "6"]),
+        (f"{MODELS}/custom_block.py:GatedNet", ["--kwargs", '{"width": 6}', "--samples", "10"]),
+    ],
+    ids=["mlp-bn", "resnet", "custom"],
+)
+def test_score_examples_match_jacobian_route(target, extra):
+    out = score_json(target, *extra)
+    kwargs = json.loads(extra[1])
+    model = load_model(target, kwargs)
+    shape = None
+    if "--input-shape" in extra:
+        shape = tuple(int(s) for s in extra[extra.index("--input-shape") + 1].split(","))
+    ds = data_for_model(model, "digits", n_samples=int(extra[extra.index("--samples") + 1]), input_shape=shape)
+    ref = gna.gn_spectrum(model, ds.X, method="jacobian")
+    assert out["condition_number"] == pytest.approx(ref.condition_number, rel=1e-8)
+    assert out["lambda_max"] == pytest.approx(ref.lambda_max, rel=1e-8)
+    assert out["lambda_min"] == pytest.approx(ref.lambda_min, rel=1e-8)
+    assert out["rank"] == ref.rank
+    assert out["params"] == ref.n_params
+    np.testing.assert_allclose(out["eigenvalues"], ref.eigenvalues, rtol=1e-8, atol=1e-8 * ref.lambda_min)
+    # per-layer blocks: kappa of the GN restricted to the block, trace share = ||J_b||_F^2 / ||J||_F^2
+    model.train()
+    J = naive_jacobian(model, ds.X)
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    sizes = [p.numel() for p in model.parameters() if p.requires_grad]
+    offsets = np.cumsum([0] + sizes)
+    total = float((J**2).sum())
+    assert sum(b["trace_share"] for b in out["layers"]) == pytest.approx(1.0)
+    for block in out["layers"]:
+        cols = np.concatenate([np.arange(offsets[names.index(p)], offsets[names.index(p) + 1]) for p in block["params"]])
+        Jb = J[:, cols]
+        assert block["trace_share"] == pytest.approx(float((Jb**2).sum()) / total, rel=1e-8, abs=1e-14)
+        ev = naive_gn_eigenvalues(Jb, ds.n_samples)
+        ev = ev[ev > max(Jb.shape) * np.finfo(float).eps * ev[0]]
+        kappa = ev[0] / ev[-1]  # lambda_min is only known to ~ eps * lambda_max: relative error ~ kappa * eps
+        assert block["condition_number"] == pytest.approx(kappa, rel=max(1e-8, 1e3 * kappa * np.finfo(float).eps))
+        assert block["rank"] == len(ev)
+
+
+def test_score_human_table_and_plots(tmp_path):
+    res = run("score", f"{MODELS}/custom_block.py:GatedNet", "--kwargs", '{"width": 6}', "--samples", "10",
+              "--out", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    for text in ("condition number kappa", "lambda_min != 0", "rank rule", "where it comes from", "kappa(Sigma)"):
+        assert text in res.output
+    assert (tmp_path / "spectrum.png").stat().st_size > 1000
+    assert (tmp_path / "layers.png").stat().st_size > 1000
+
+
+def test_score_linear_chain_shows_bounds_and_theoretical_rank(tmp_path):
+    f = tmp_path / "lin.py"
+    f.write_text(
+        "import torch\n"
+        "def make():\n"
+        "    torch.manual_seed(0)\n"
+        "    return torch.nn.Sequential(torch.nn.Linear(64, 80, bias=False), torch.nn.Linear(80, 10, bias=False))\n"
+    )
+    out = score_json(f"{f}:make", "--samples", "100", "--whiten", "--data", "synthetic")
+    assert out["method"] == "kronecker"
+    assert out["data_condition_number"] == pytest.approx(1.0, rel=1e-8)
+    assert out["rank"] == out["theoretical_rank"]
+    assert out["bounds"]["lemma1"]["valid"]
+    # Lemma 1 holds with equality for whitened data (Sigma = I/n)
+    assert out["bounds"]["lemma1"]["value"] == pytest.approx(out["condition_number"], rel=1e-8)
+
+
+def test_score_checkpoints_show_kappa_over_training(tmp_path):
+    target = f"{MODELS}/custom_block.py:GatedNet"
+    model = load_model(target, {"width": 6})
+    paths = []
+    for i in range(2):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(1.0 + 0.5 * i)
+        paths.append(tmp_path / f"ep{i}.pt")
+        torch.save(model.state_dict(), paths[-1])
+    out = score_json(target, "--kwargs", '{"width": 6}', "--samples", "10", "--no-layers",
+                     "--weights", str(paths[0]), "--weights", str(paths[1]))
+    assert [c["checkpoint"] for c in out["checkpoints"]] == [str(p) for p in paths]
+    ds = data_for_model(model, "digits", n_samples=10)
+    for c, p in zip(out["checkpoints"], paths):
+        m = load_model(target, {"width": 6})
+        m.load_state_dict(torch.load(p))
+        assert c["condition_number"] == pytest.approx(gna.gn_spectrum(m, ds.X, method="jacobian").condition_number, rel=1e-8)
+
+
+def test_score_saved_module_torchscript_and_package_target(tmp_path, monkeypatch):
+    model = load_model(f"{MODELS}/custom_block.py:GatedNet", {"width": 6})
+    ref = score_json(f"{MODELS}/custom_block.py:GatedNet", "--kwargs", '{"width": 6}', "--samples", "10", "--no-layers")
+    torch.save(model, tmp_path / "whole.pt")
+    out = score_json(str(tmp_path / "whole.pt"), "--samples", "10", "--no-layers")
+    assert out["condition_number"] == pytest.approx(ref["condition_number"], rel=1e-10)
+    mlp = torch.nn.Sequential(torch.nn.Linear(64, 12), torch.nn.Tanh(), torch.nn.Linear(12, 10))
+    batch = torch.export.Dim("batch")
+    exported = torch.export.export(mlp, (torch.randn(4, 64),), dynamic_shapes=({0: batch},))
+    torch.export.save(exported, tmp_path / "exported.pt2")
+    out = score_json(str(tmp_path / "exported.pt2"), "--samples", "10", "--no-layers", "--input-shape", "64")
+    ds = data_for_model(mlp, "digits", n_samples=10)
+    assert out["condition_number"] == pytest.approx(gna.gn_spectrum(mlp, ds.X, method="jacobian").condition_number, rel=1e-8)
+    torch.jit.save(torch.jit.script(mlp), tmp_path / "scripted.pt")
+    _err(run("score", str(tmp_path / "scripted.pt"), "--input-shape", "64"), "TorchScript")
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "nets.py").write_text(
+        "import torch\nclass Net(torch.nn.Sequential):\n"
+        "    def __init__(self, width=5):\n"
+        "        torch.manual_seed(1)\n"
+        "        super().__init__(torch.nn.Linear(64, width), torch.nn.GELU(), torch.nn.Linear(width, 10))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = score_json("mypkg.nets:Net", "--kwargs", '{"width": 7}', "--samples", "10", "--no-layers")
+    assert out["params"] == 64 * 7 + 7 + 7 * 10 + 10
+
+
+def _err(res, pattern):
+    assert res.exit_code != 0, res.output
+    lines = [l for l in res.output.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), res.output
+    assert "Traceback" not in res.output
+    import re
+
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_score_errors_are_one_line(tmp_path):
+    _err(run("score", str(tmp_path / "missing.py") + ":make"), "does not exist")
+    f = tmp_path / "m.py"
+    f.write_text(
+        "import torch\n"
+        "def raises():\n    raise RuntimeError('boom')\n"
+        "def not_tensor():\n"
+        "    class M(torch.nn.Module):\n"
+        "        def __init__(self):\n            super().__init__(); self.l = torch.nn.Linear(64, 2)\n"
+        "        def forward(self, x):\n            return {'out': self.l(x)}\n"
+        "    return M()\n"
+        "def wrong_in():\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(49, 3))\n"
+        "def small():\n    return torch.nn.Sequential(torch.nn.Linear(64, 30), torch.nn.ReLU(), torch.nn.Linear(30, 10))\n"
+        "def not_module():\n    return 3\n"
+    )
+    _err(run("score", f"{f}:nothere"), "has no attribute 'nothere'")
+    _err(run("score", f"{f}:raises"), "raised RuntimeError: boom")
+    _err(run("score", f"{f}:not_tensor", "--samples", "5"), "must return a tensor")
+    _err(run("score", f"{f}:wrong_in", "--samples", "5", "--input-shape", "64"), "could not be applied to inputs of shape")
+    _err(run("score", f"{f}:not_module"), "not a torch.nn.Module")
+    _err(run("score", f"{f}:small", "--kwargs", "{bad"), "--kwargs must be a JSON object")
+    _err(run("score", f"{f}:small", "--samples", "50", "--method", "gram", "--max-memory", "1KB"),
+         "over the memory budget.*lanczos")
+    bad = tmp_path / "bad.npz"
+    bad.write_text("not a zip")
+    _err(run("score", f"{f}:small", "--data", str(bad)), "bad.npz")
+    wide = tmp_path / "wide.npy"
+    np.save(wide, np.zeros((10, 32)))
+    _err(run("score", f"{f}:small", "--data", str(wide)), r"32|64")
+    _err(run("score", str(tmp_path / "nothing.pt")), "no such file")
+    torch.save({"w": torch.zeros(2)}, tmp_path / "sd.pt")
+    _err(run("score", str(tmp_path / "sd.pt")), "state dict")
+    _err(run("score", f"{f}:small", "--weights", str(tmp_path / "sd.pt")), "does not fit the model")
+
+
+def test_help_on_every_command():
+    res = run("--help")
+    assert res.exit_code == 0 and "score" in res.output
+    for cmd in ("score",):
+        res = run(cmd, "--help")
+        assert res.exit_code == 0 and "Usage" in res.output
+    assert "RUNS ITS CODE" in run("score", "--help").output
