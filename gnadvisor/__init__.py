@@ -11,7 +11,7 @@ from .loading import load_model
 from .pruning import SCHEMES, prune_model, sparsity_report
 from .score import BlockReport, ScoreReport, score_model
 from .search import ArchSpec, SearchSpace, build_model, build_pruned_model, constraint_violations, load_search_space
-from .spectrum import RANK_RULE, Route, Spectrum, gn_spectrum
+from .spectrum import RANK_RULE, Route, Spectrum, gn_gram, gn_spectrum
 from .training import TrainResult, train
 
 __version__ = "0.1.0"
@@ -21,6 +21,7 @@ __all__ = [
     "GNAdvisorError",
     # exact spectra
     "gn_spectrum",
+    "gn_gram",
     "Spectrum",
     "Route",
     "RANK_RULE",

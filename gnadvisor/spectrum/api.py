@@ -297,3 +297,44 @@ def _lanczos_spectrum(problem: Problem, rtol: float, notes: list[str], t0: float
         matrix_dim=res.dim, rtol=rtol, rank_rule=RANK_RULE, coordinates=problem.coordinates,
         certified=certified, time_s=time.perf_counter() - t0, below_cut=None, notes=tuple(notes),
     )
+
+
+def gn_gram(
+    model: nn.Module,
+    X: Any,
+    *,
+    device: str | torch.device = "auto",
+    coordinates: str = "kept",
+    batchnorm: str = "train",
+    params: ParamSelector = None,
+    masks: MaskOption = "auto",
+    max_memory: float | str | None = None,
+) -> torch.Tensor:
+    """The NTK Gram ``K = (1/n) J J^T`` itself, float64, shape ``(n*k, n*k)``.
+
+    Rows and columns are ordered ``i * n_outputs + c`` (sample i, output c), matching
+    ``model(X).reshape(-1)``. Built by the Gram route (never materialising J); options as in
+    :func:`gn_spectrum`. Its non-zero eigenvalues are those of G. Needed where eigenvectors
+    in output space matter, e.g. the training-loss forecast.
+
+    Raises
+    ------
+    GNAdvisorError
+        As :func:`gn_spectrum`, including when the Gram does not fit the memory budget.
+
+    Examples
+    --------
+    >>> import torch, gnadvisor as gna
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
+    >>> K = gna.gn_gram(net, torch.randn(4, 3))
+    >>> tuple(K.shape), bool(torch.allclose(K, K.T))
+    ((8, 8), True)
+    """
+    problem = build_problem(model, X, device=device, coordinates=coordinates, batchnorm=batchnorm,
+                            params=params, masks=masks)
+    budget = memory_budget(problem.device, max_memory)
+    if _route_bytes(problem, Route.GRAM) > budget:
+        raise _too_big(problem, Route.GRAM, budget)
+    K, _ = gram_matrix(problem, budget=budget)
+    return K

@@ -193,3 +193,10 @@ def test_numpy_and_float32_inputs_are_accepted():
     s = gna.gn_spectrum(net, X)
     ref = gna.gn_spectrum(net.double(), torch.from_numpy(X).double(), method="jacobian")
     assert s.condition_number == pytest.approx(ref.condition_number, rel=1e-8)
+
+
+def test_gn_gram_equals_naive_j_jt():
+    net, X = mlp(nn.Tanh)
+    K = gna.gn_gram(net, X).numpy()
+    J = naive_jacobian(net, X)
+    np.testing.assert_allclose(K, J @ J.T / X.shape[0], rtol=1e-10, atol=1e-13)
