@@ -51,11 +51,55 @@ def psd_sqrt(S: torch.Tensor) -> torch.Tensor:
     return (V * w.clamp_min(0).sqrt()) @ V.T
 
 
+def _chain_weights(problem: Problem) -> tuple[list[torch.Tensor], float] | None:
+    """The weights W_1..W_L (and beta) when the counted parameters are exactly a linear chain's.
+
+    Recognised through :func:`gnadvisor.bounds.linear_structure` (plain ``nn.Sequential`` of
+    bias-free ``nn.Linear``, or gnadvisor-built models), and only used when every counted
+    parameter is one of the chain's weights, all coordinates counted (no masks on kept ones).
+    """
+    from ..bounds import linear_structure
+
+    try:
+        struct = linear_structure(problem.model)
+    except Exception:  # noqa: BLE001 - any doubt: use the general construction
+        return None
+    if not struct or struct.get("kind") != "linear_chain":
+        return None
+    weights = list(struct["weights"])
+    counted = [problem.values[nm] for nm in problem.names]
+    if any(problem.cols[nm] is not None for nm in problem.names) or len(counted) != len(weights):
+        return None
+    ptrs = {(t.data_ptr(), tuple(t.shape)) for t in counted}
+    if {(w.data_ptr(), tuple(w.shape)) for w in weights} != ptrs or len(ptrs) != len(weights):
+        return None
+    return [w.detach().to(torch.float64) for w in weights], float(struct.get("beta", 0.0))
+
+
 def kronecker_matrix(problem: Problem, *, budget: int) -> tuple[torch.Tensor, list[str]]:
     """The (k*d) x (k*d) matrix whose non-zero spectrum is that of G (model must be linear in x)."""
     n, k = problem.n_samples, problem.n_outputs
     shape = tuple(problem.X.shape[1:])
     d = problem.X[0].numel()
+    chain = _chain_weights(problem)
+    if chain is not None:
+        # paper Eq. 4-5: M = sum_l (Sigma^1/2 B_l^T B_l Sigma^1/2) (x) (A_l A_l^T), O(L) products
+        weights, beta = chain
+        if beta:
+            weights = [W + beta * torch.eye(*W.shape, dtype=W.dtype, device=W.device) for W in weights]
+        Xf = problem.X.reshape(n, d)
+        S = psd_sqrt((Xf.T @ Xf) / n)
+        L = len(weights)
+        A = [None] * L
+        A[L - 1] = torch.eye(k, dtype=torch.float64, device=S.device)
+        for l in range(L - 2, -1, -1):
+            A[l] = A[l + 1] @ weights[l + 1]
+        M = torch.zeros(d * k, d * k, dtype=torch.float64, device=S.device)
+        BS = S  # B_1 Sigma^1/2 with B_1 = I_d
+        for l in range(L):
+            M += torch.kron(BS.T @ BS, A[l] @ A[l].T)
+            BS = weights[l] @ BS
+        return 0.5 * (M + M.T), [f"linear chain of {L} layers: the paper's Kronecker sum (Eq. 4-5)"]
     E = torch.eye(d, dtype=torch.float64, device=problem.device).reshape(d, *shape)
     basis = dataclasses.replace(problem, X=E, n_samples=d, notes=[], _independent=True)
     KE, notes = gram_matrix(basis, budget=budget)
