@@ -231,18 +231,32 @@ def _block_jacobian(problem: Problem, names: list[str], budget_j: int,
     params = {nm: problem.values[nm] for nm in names}
     numel = sum(problem.values[nm].numel() for nm in names)
     rows_per_chunk = max(1, min(N, budget_j // max(1, 6 * numel * 8), 2048))
-    blocks = []
+    n_cols = sum(problem.n_cols(nm) for nm in names)
+    if cols is not None:
+        n_cols = len(range(n_cols)[cols])
+    J = torch.empty(N, n_cols, dtype=torch.float64, device=problem.device)
 
-    def take(jac: dict, rows: int) -> torch.Tensor:
-        J = torch.cat([problem.select_cols(nm, jac[nm].reshape(rows, -1)) for nm in names], dim=1)
-        return J if cols is None else J[:, cols].clone()
+    def put(jac: dict, r0: int, rows: int) -> None:
+        pos = 0
+        for nm in names:
+            block = problem.select_cols(nm, jac[nm].reshape(rows, -1))
+            if cols is None:
+                J[r0 : r0 + rows, pos : pos + block.shape[1]] = block
+                pos += block.shape[1]
+            else:
+                parts.append(block)
+        if cols is not None:
+            J[r0 : r0 + rows] = torch.cat(parts, dim=1)[:, cols]
+            parts.clear()
 
+    parts: list[torch.Tensor] = []
     if problem.independent:
         fn = vmap(jacrev(problem.f_single), in_dims=(None, 0))
         step = max(1, rows_per_chunk // k)
         for s in range(0, n, step):
             jac = fn(params, problem.X[s : s + step])
-            blocks.append(take(jac, jac[names[0]].shape[0] * k))
+            b = jac[names[0]].shape[0]
+            put(jac, s * k, b * k)
     else:
         _, vjp_fn = torch.func.vjp(lambda p: problem.f(p), params)
         batched = vmap(vjp_fn)
@@ -251,13 +265,15 @@ def _block_jacobian(problem: Problem, names: list[str], budget_j: int,
             cot = torch.zeros(r1 - r0, N, dtype=torch.float64, device=problem.device)
             cot[torch.arange(r1 - r0), torch.arange(r0, r1)] = 1.0
             (jac,) = batched(cot)
-            blocks.append(take(jac, r1 - r0))
-    return torch.cat(blocks, dim=0)
+            put(jac, r0, r1 - r0)
+    return J
 
 
 def _add_blockwise(K: torch.Tensor, problem: Problem, names: list[str], budget: int,
                    v: torch.Tensor, ref: dict[str, float]) -> None:
-    budget_j = max(budget // 4, 1 << 20)
+    N = problem.n_rows
+    # what the Gram (K), its mirror and the eigensolver leave of the budget goes to J blocks
+    budget_j = max(budget - 3 * N * N * 8, budget // 4, 1 << 20)
     for group, col_chunk in _groups(problem, names, budget_j):
         if col_chunk == 0:
             J = _block_jacobian(problem, group, budget_j)

@@ -200,3 +200,15 @@ def test_gn_gram_equals_naive_j_jt():
     K = gna.gn_gram(net, X).numpy()
     J = naive_jacobian(net, X)
     np.testing.assert_allclose(K, J @ J.T / X.shape[0], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("batchnorm", ["eval", "train"])
+def test_gram_route_under_a_tight_memory_budget_splits_columns(batchnorm):
+    """A conv weight whose Jacobian block exceeds the budget is built a slice of columns at a time."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(4, 40, 3), nn.BatchNorm2d(40), nn.Tanh(), nn.Flatten(), nn.Linear(40 * 4, 4)).double()
+    X = torch.randn(50, 4, 4, 4)
+    tight = gna.gn_spectrum(net, X, method="gram", max_memory="700KB", batchnorm=batchnorm)
+    ref = gna.gn_spectrum(net, X, method="jacobian", batchnorm=batchnorm)
+    assert tight.rank == ref.rank
+    np.testing.assert_allclose(tight.eigenvalues, ref.eigenvalues, rtol=1e-8, atol=1e-10 * ref.lambda_max)
