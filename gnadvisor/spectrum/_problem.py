@@ -160,10 +160,13 @@ def _samples_independent(problem: Problem) -> bool:
     if n == 1:
         return True
     X = problem.X
-    gen = torch.Generator(device="cpu").manual_seed(1234)
-    noise = torch.randn(X[0].shape, generator=gen, dtype=X.dtype).to(X.device)
     X2 = X.clone()
-    X2[0] = X[0] * 1.7 + noise
+    if X.is_floating_point():
+        gen = torch.Generator(device="cpu").manual_seed(1234)
+        noise = torch.randn(X[0].shape, generator=gen, dtype=X.dtype).to(X.device)
+        X2[0] = X[0] * 1.7 + noise
+    else:
+        X2[0] = torch.remainder(X[0] + 1, int(X.max()) + 1)
     with torch.no_grad():
         y1 = problem.f({}, X).reshape(n, -1)[1:]
         y2 = problem.f({}, X2).reshape(n, -1)[1:]
@@ -252,11 +255,12 @@ def build_problem(
         raise GNAdvisorError(f"X must be a torch.Tensor or numpy array of shape (n_samples, ...), got {type(X).__name__}")
     if X.ndim < 1 or X.shape[0] < 1:
         raise GNAdvisorError(f"X must have shape (n_samples, ...) with n_samples >= 1, got shape {tuple(X.shape)}")
-    if not X.is_floating_point():
-        X = X.to(torch.float64)
-    if not torch.isfinite(X).all():
-        raise GNAdvisorError("X contains NaN or infinite values; clean or impute the data first")
-    X = X.detach().to(device=dev, dtype=torch.float64)
+    if X.is_floating_point():
+        if not torch.isfinite(X).all():
+            raise GNAdvisorError("X contains NaN or infinite values; clean or impute the data first")
+        X = X.detach().to(device=dev, dtype=torch.float64)
+    else:  # integer inputs (token ids for an embedding, say) stay integers
+        X = X.detach().to(device=dev)
 
     try:
         m = _deepcopy_module(model)

@@ -26,7 +26,7 @@ _LIN_RTOL = 1e-10
 
 def is_linear_in_x(problem: Problem) -> bool:
     """True when the model computes ``f(x) = Theta x`` (checked on the data and random inputs)."""
-    if not problem.independent:
+    if not problem.independent or not problem.X.is_floating_point():
         return False
     shape = tuple(problem.X.shape[1:])
     d = problem.X[0].numel()

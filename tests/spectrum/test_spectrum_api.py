@@ -212,3 +212,24 @@ def test_gram_route_under_a_tight_memory_budget_splits_columns(batchnorm):
     ref = gna.gn_spectrum(net, X, method="jacobian", batchnorm=batchnorm)
     assert tight.rank == ref.rank
     np.testing.assert_allclose(tight.eigenvalues, ref.eigenvalues, rtol=1e-8, atol=1e-10 * ref.lambda_max)
+
+
+def test_embedding_model_with_integer_inputs():
+    torch.manual_seed(0)
+
+    class Bag(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(11, 4)
+            self.out = nn.Linear(4, 3)
+
+        def forward(self, tokens):
+            return self.out(torch.tanh(self.emb(tokens).mean(1)))
+
+    net = Bag().double()
+    tokens = torch.randint(0, 11, (9, 5))
+    s = gna.gn_spectrum(net, tokens)
+    ev = naive_gn_eigenvalues(naive_jacobian(net, tokens), 9)
+    np.testing.assert_allclose(s.eigenvalues, ev[: s.rank], rtol=1e-9)
+    for method in ("gram", "jacobian", "lanczos"):
+        assert gna.gn_spectrum(net, tokens, method=method).lambda_max == pytest.approx(s.lambda_max, rel=1e-8)
