@@ -267,6 +267,12 @@ def build_problem(
     except Exception as exc:  # noqa: BLE001 - user code
         raise GNAdvisorError(f"the model could not be copied (copy.deepcopy failed: {_first_line(exc)})") from None
     trainable_before = {n for n, p in m.named_parameters() if p.requires_grad}
+    # zeroed-and-frozen pruning (weights set to 0 and their gradients masked by a tensor hook)
+    hooked_zeros = {
+        n for n, p in model.named_parameters()
+        if p.requires_grad and p.ndim >= 2 and (getattr(p, "_backward_hooks", None) or getattr(p, "_post_accumulate_grad_hooks", None))
+        and bool((p == 0).any()) and not bool((p == 0).all())
+    }
     prune_masks = _fold_pruning(m)
     aliases = {n: n[: -len("_orig")] for n in trainable_before if n.endswith("_orig")}
 
@@ -303,6 +309,9 @@ def build_problem(
     mask_map: dict[str, torch.Tensor] = dict(prune_masks)
     if isinstance(masks, str):
         check_choice("masks", masks, ("auto", "zeros"))
+        for n in names:
+            if n in hooked_zeros and n not in mask_map:
+                mask_map[n] = tensors[n] != 0
         if masks == "zeros":
             for n in names:
                 t = tensors[n]

@@ -66,9 +66,12 @@ def gn_spectrum(
         Which parameters count: all trainable ones (default), only weight matrices/filters
         (``"weights"``), the named ones, or those for which ``params(name, tensor)`` is true.
     masks : "auto", "zeros", or dict
-        Where pruning masks come from: ``torch.nn.utils.prune`` re-parametrisations
-        (``"auto"``); additionally every exactly-zero entry of a weight with ndim >= 2
-        (``"zeros"``, for zeroed-and-frozen pruning); or an explicit ``{name: bool mask}``.
+        Where pruning masks come from. ``"auto"``: ``torch.nn.utils.prune``
+        re-parametrisations, and zeroed-and-frozen weights (a weight with ndim >= 2 that has
+        some, not all, entries exactly zero and a gradient hook registered on it, the usual
+        way of freezing pruned entries): their zero entries are the pruned ones. ``"zeros"``:
+        additionally every exactly-zero entry of any weight with ndim >= 2. Or an explicit
+        ``{name: bool mask}`` (True = kept).
     full : bool
         ``True`` (default) returns every non-zero eigenvalue. ``False`` asks for kappa only:
         large full-rank Grams then get lambda_max by Lanczos and lambda_min from a Cholesky

@@ -233,3 +233,17 @@ def test_embedding_model_with_integer_inputs():
     np.testing.assert_allclose(s.eigenvalues, ev[: s.rank], rtol=1e-9)
     for method in ("gram", "jacobian", "lanczos"):
         assert gna.gn_spectrum(net, tokens, method=method).lambda_max == pytest.approx(s.lambda_max, rel=1e-8)
+
+
+def test_zeroed_and_frozen_weights_are_detected_as_pruned():
+    net, X = mlp(nn.Tanh)
+    mask = torch.rand(net[2].weight.shape) > 0.4
+    with torch.no_grad():
+        net[2].weight.mul_(mask)
+    net[2].weight.register_hook(lambda g: g * mask)  # the research code's way of freezing pruned entries
+    kept = gna.gn_spectrum(net, X)
+    explicit = gna.gn_spectrum(net, X, masks={"2.weight": mask})
+    everything = gna.gn_spectrum(net, X, coordinates="all")
+    assert kept.n_params == everything.n_params - int((~mask).sum())
+    assert kept.condition_number == pytest.approx(explicit.condition_number, rel=1e-10)
+    assert kept.condition_number != pytest.approx(everything.condition_number, rel=1e-3)
