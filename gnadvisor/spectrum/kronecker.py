@@ -25,7 +25,13 @@ _LIN_RTOL = 1e-10
 
 
 def is_linear_in_x(problem: Problem) -> bool:
-    """True when the model computes ``f(x) = Theta x`` (checked on the data and random inputs)."""
+    """True when the model computes ``f(x) = Theta(theta) x`` near the current parameters.
+
+    Checked on the data, on random inputs and their negatives, at the current parameters and
+    at a random perturbation of the counted ones (kept coordinates only): linearity at one
+    point is not enough (a net whose output is identically zero at these weights, with zero
+    biases behind a fully pruned layer, say, is "linear" there but its Jacobian is not).
+    """
     if not problem.independent or not problem.X.is_floating_point():
         return False
     shape = tuple(problem.X.shape[1:])
@@ -34,14 +40,26 @@ def is_linear_in_x(problem: Problem) -> bool:
     E = torch.eye(d, dtype=torch.float64, device=dev).reshape(d, *shape)
     gen = torch.Generator(device="cpu").manual_seed(4321)
     R = torch.randn(4, *shape, generator=gen, dtype=torch.float64).to(dev)
+    perturbed = {}
+    for nm in problem.names:
+        t = problem.values[nm]
+        scale = max(float(t.pow(2).mean().sqrt()), 1e-2)
+        delta = (0.3 * scale * torch.randn(t.shape, generator=gen, dtype=torch.float64)).to(dev)
+        idx = problem.cols[nm]
+        if idx is not None:  # pruned coordinates stay pruned
+            keep = torch.zeros(t.numel(), dtype=torch.float64, device=dev)
+            keep[idx] = 1.0
+            delta = delta * keep.view_as(t)
+        perturbed[nm] = t + delta
     with torch.no_grad():
-        theta_t = problem.f({}, E).reshape(d, -1)  # (d, k) = Theta^T
-        for inputs in (problem.X, R, -2.5 * R):
-            got = problem.f({}, inputs).reshape(inputs.shape[0], -1)
-            want = inputs.reshape(inputs.shape[0], -1) @ theta_t
-            scale = float(want.abs().max()) + float(got.abs().max()) + 1e-300
-            if float((got - want).abs().max()) > _LIN_RTOL * scale:
-                return False
+        for params in ({}, perturbed):
+            theta_t = problem.f(params, E).reshape(d, -1)  # (d, k) = Theta^T
+            for inputs in (problem.X, R, -2.5 * R):
+                got = problem.f(params, inputs).reshape(inputs.shape[0], -1)
+                want = inputs.reshape(inputs.shape[0], -1) @ theta_t
+                scale = float(want.abs().max()) + float(got.abs().max()) + 1e-300
+                if float((got - want).abs().max()) > _LIN_RTOL * scale:
+                    return False
     return True
 
 

@@ -179,3 +179,19 @@ def test_kronecker_chain_shortcut_on_gnadvisor_models(beta):
     assert not any("Kronecker sum" in note for note in s_sub.notes)
     ref_sub = gna.gn_spectrum(model, X, method="jacobian", params=lambda name, t: not name.endswith(".0.weight"))
     assert s_sub.condition_number == pytest.approx(ref_sub.condition_number, rel=1e-8)
+
+
+def test_zero_output_at_init_is_not_mistaken_for_a_linear_net():
+    """A fully pruned layer with zero biases behind it: f == 0 here, yet J != 0 (biases)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2)).double()
+    for m in (net[0], net[2], net[4]):
+        nn.init.zeros_(m.bias)
+    prune.l1_unstructured(net[2], "weight", amount=1.0)
+    X = torch.randn(12, 4)
+    s = gna.gn_spectrum(net, X)
+    ref = gna.gn_spectrum(net, X, method="jacobian")
+    assert s.method != "kronecker"
+    assert s.rank == ref.rank and s.condition_number == pytest.approx(ref.condition_number, rel=1e-8)
+    with pytest.raises(GNAdvisorError, match="linear in its input"):
+        gna.gn_spectrum(net, X, method="kronecker")
