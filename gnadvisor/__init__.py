@@ -8,7 +8,7 @@ closed-form bounds, and an architecture search built on both.
 from ._checks import GNAdvisorError
 from .data import Dataset, data_covariance_condition, load_data
 from .loading import load_model
-from .pruning import SCHEMES, prune_model, sparsity_report
+from .pruning import SCHEMES, PruningComparison, compare_pruning, measure_pruning, prune_model, sparsity_report
 from .score import BlockReport, ScoreReport, score_model
 from .search import ArchSpec, SearchSpace, build_model, build_pruned_model, constraint_violations, load_search_space
 from .spectrum import RANK_RULE, Route, Spectrum, gn_gram, gn_spectrum
@@ -46,5 +46,8 @@ __all__ = [
     # pruning
     "prune_model",
     "sparsity_report",
+    "compare_pruning",
+    "measure_pruning",
+    "PruningComparison",
     "SCHEMES",
 ]

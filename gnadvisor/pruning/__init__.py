@@ -16,6 +16,10 @@ snip                global  X, Y    lowest |dL/dw * w|
 grasp               global  X, Y    highest -w * (H g)
 synflow             global  no      iterative, lowest |dR/dw * w| of the |w|-network
 ==================  ======  ======  ==================================================
+
+:func:`compare_pruning` compares schemes x sparsities by the GN condition number they leave (on
+the kept or all coordinates) and by the loss after training with the masks fixed;
+:func:`measure_pruning` does one (scheme, sparsity, seed) cell.
 """
 
 from __future__ import annotations
@@ -37,6 +41,15 @@ from gnadvisor.pruning._base import (
     prunable_parameters,
     refresh_pruned_weights,
 )
+from gnadvisor.pruning.compare import (
+    PruningComparison,
+    PruningCurve,
+    PruningRow,
+    PruningRun,
+    RankCorrelation,
+    compare_pruning,
+    measure_pruning,
+)
 from gnadvisor.pruning.grasp import grasp_scores
 from gnadvisor.pruning.snip import snip_scores
 from gnadvisor.pruning.synflow import synflow_scores
@@ -52,6 +65,14 @@ __all__ = [
     "snip_scores",
     "grasp_scores",
     "synflow_scores",
+    # comparing schemes by GN conditioning and training
+    "compare_pruning",
+    "measure_pruning",
+    "PruningComparison",
+    "PruningRow",
+    "PruningRun",
+    "PruningCurve",
+    "RankCorrelation",
 ]
 
 #: Registry of pruning schemes by name.
