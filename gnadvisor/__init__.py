@@ -6,13 +6,48 @@ closed-form bounds, and an architecture search built on both.
 """
 
 from ._checks import GNAdvisorError
+from .bounds import (
+    Assumption,
+    Bound,
+    Term,
+    gn_bounds,
+    init_estimate,
+    layerwise,
+    lemma1,
+    lemma2,
+    lemma2_max,
+    lemma4,
+    lemma4_loose,
+    linear_structure,
+    residual_aligned,
+)
 from .data import Dataset, data_covariance_condition, load_data
+from .forecast import Forecast, gn_forecast
 from .loading import load_model
 from .pruning import SCHEMES, PruningComparison, compare_pruning, measure_pruning, prune_model, sparsity_report
 from .score import BlockReport, ScoreReport, score_model
-from .search import ArchSpec, SearchSpace, build_model, build_pruned_model, constraint_violations, load_search_space
+from .search import (
+    Ablation,
+    ArchSpec,
+    Recommendation,
+    Score,
+    SearchSpace,
+    SuggestResult,
+    Verification,
+    ablate_architecture,
+    baseline_architecture,
+    build_model,
+    build_pruned_model,
+    constraint_violations,
+    exact_cost,
+    load_search_space,
+    score_architecture,
+    suggest_architectures,
+    verify_architecture,
+)
 from .spectrum import RANK_RULE, Route, Spectrum, gn_gram, gn_spectrum
 from .training import TrainResult, train
+from .validation import ValidationResult, validate_architectures
 
 __version__ = "0.1.0"
 
@@ -25,6 +60,23 @@ __all__ = [
     "Spectrum",
     "Route",
     "RANK_RULE",
+    # analytic bounds
+    "Bound",
+    "Assumption",
+    "Term",
+    "lemma1",
+    "lemma2",
+    "lemma2_max",
+    "layerwise",
+    "residual_aligned",
+    "lemma4",
+    "lemma4_loose",
+    "init_estimate",
+    "gn_bounds",
+    "linear_structure",
+    # training-speed forecast
+    "gn_forecast",
+    "Forecast",
     # scoring a model
     "score_model",
     "ScoreReport",
@@ -43,6 +95,18 @@ __all__ = [
     "SearchSpace",
     "load_search_space",
     "constraint_violations",
+    # the search
+    "suggest_architectures",
+    "SuggestResult",
+    "Recommendation",
+    "Verification",
+    "verify_architecture",
+    "baseline_architecture",
+    "ablate_architecture",
+    "Ablation",
+    "score_architecture",
+    "Score",
+    "exact_cost",
     # pruning
     "prune_model",
     "sparsity_report",
@@ -50,4 +114,7 @@ __all__ = [
     "measure_pruning",
     "PruningComparison",
     "SCHEMES",
+    # validation
+    "validate_architectures",
+    "ValidationResult",
 ]

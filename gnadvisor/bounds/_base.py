@@ -154,7 +154,7 @@ _KINDS = ("bound", "estimate")
 class Bound:
     """A closed-form bound (or estimate) of the GN pseudo-condition number, with its evidence.
 
-    Invariants, checked on construction:
+    Invariants, checked on construction (a violation raises ``GNAdvisorError``):
 
     * ``kind == "bound"``: ``value`` is a number exactly when ``valid`` is True; outside the
       assumptions the bound is *vacuous* and ``value`` is None, never a silent number.
@@ -302,9 +302,13 @@ class Extremes:
 def gram_extremes(M: np.ndarray, side: str) -> Extremes:
     """Extreme eigenvalues of ``M M^T`` (``side="rows"``) or ``M^T M`` (``side="cols"``).
 
-    Only the smaller Gram matrix is diagonalised. ``lambda_min`` is set to 0 when the requested
-    Gram is larger than ``rank(M) <= min(M.shape)`` (structural), or when it is below the
-    rank rule ``lambda_max * max(M.shape) * eps64`` (numerical).
+    Only the smaller Gram matrix is formed and diagonalised. Its eigenvalues carry an absolute
+    rounding error of order ``tol = lambda_max * max(M.shape) * eps64`` (the scale-free rank
+    rule), so the result is padded to stay on the safe side of a bound: ``lambda_max + tol``
+    and ``lambda_min - tol``. ``lambda_min`` is 0 when the requested Gram is larger than
+    ``rank(M) <= min(M.shape)`` (structural), or when ``lambda_min <= 2 tol`` (numerically
+    singular). Ill-conditioned products (``lambda_min / lambda_max`` near ``tol``) therefore
+    lose relative accuracy in ``lambda_min``, never validity.
     """
     r, c = M.shape
     size, other = (r, c) if side == "rows" else (c, r)
@@ -316,17 +320,17 @@ def gram_extremes(M: np.ndarray, side: str) -> Extremes:
     else:
         ev = np.linalg.eigvalsh(G)
     lam_max = max(float(ev[-1]), 0.0)
-    if size > other:
-        return Extremes(lam_max, 0.0, f"rank <= {other} < {size}")
-    lam_min = float(ev[0])
-    tol = lam_max * max(r, c) * EPS64
     if lam_max == 0.0:
         return Extremes(0.0, 0.0, "the matrix is zero")
-    if lam_min <= tol:
-        return Extremes(lam_max, 0.0,
+    tol = lam_max * max(r, c) * EPS64
+    if size > other:
+        return Extremes(lam_max + tol, 0.0, f"rank <= {other} < {size}")
+    lam_min = float(ev[0])
+    if lam_min <= 2.0 * tol:
+        return Extremes(lam_max + tol, 0.0,
                         f"numerically singular (lambda_min/lambda_max = {lam_min / lam_max:.2e}"
-                        f" <= {max(r, c)} * eps64)")
-    return Extremes(lam_max, lam_min)
+                        f" <= 2 * {max(r, c)} * eps64)")
+    return Extremes(lam_max + tol, lam_min - tol)
 
 
 @dataclass(frozen=True)

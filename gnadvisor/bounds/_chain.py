@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._base import Assumption, DataSpectrum, Extremes, Term, gram_extremes, log_sum, safe_log
+from ._base import Assumption, Extremes, Term, gram_extremes, log_sum, safe_log
 
 
 @dataclass(frozen=True)
@@ -202,9 +202,9 @@ def positive_term_assumption(cs: ChainSpectra, rs: RatioOfSums) -> Assumption:
                  "(then G has full rank kd)")
     positive = [t.layer for t in rs.terms if t.lambda_min_A > 0 and t.lambda_min_B > 0]
     if positive:
+        shown = ", ".join(map(str, positive[:6])) + (", ..." if len(positive) > 6 else "")
         return Assumption(statement, True,
-                          f"{len(positive)} of {len(rs.terms)} terms positive (l = "
-                          f"{', '.join(map(str, positive[:6]))}{', ...' if len(positive) > 6 else ''})")
+                          f"{len(positive)} of {len(rs.terms)} terms positive (l = {shown})")
     whys = []
     for l in range(len(rs.terms)):
         why = cs.A[l].why_zero or cs.B[l].why_zero

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-import numpy as np
-
 from ._base import PAPER, Assumption, Bound, DataSpectrum, add_identity, as_data, as_weights, \
     check_beta, data_spectrum
 from ._chain import ChainSpectra, RatioOfSums, all_terms_assumption, chain_ratio, chain_spectra, \

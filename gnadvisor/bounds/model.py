@@ -165,7 +165,8 @@ def gn_bounds(model: Any, X: Any) -> dict[str, Bound]:
             raise GNAdvisorError("a 'leaky_one_hidden' structure needs weights [V, W], got "
                                  f"{len(weights)} matrices")
         alpha = s.get("alpha", 0.0)
-        return {"lemma4": lemma4(weights, X, alpha), "lemma4_loose": lemma4_loose(weights, X, alpha)}
+        return {"lemma4": lemma4(weights, X, alpha),
+                "lemma4_loose": lemma4_loose(weights, X, alpha)}
     beta = check_beta(s.get("beta", 0.0))
     Xf = as_data(X, weights[0].shape[1])
     cs = chain_spectra(add_identity(weights, beta))

@@ -13,6 +13,7 @@ _COMMANDS = {
     "suggest": ("gnadvisor.cli.suggest", "suggest", "Search architectures of a given depth for well-conditioned ones."),
     "prune": ("gnadvisor.cli.prune", "prune", "Compare pruning schemes and sparsities by their effect on kappa."),
     "bounds": ("gnadvisor.cli.bounds", "bounds", "Reproduce the paper's Fig. 2/3: kappa and Lemma 2 bounds vs depth."),
+    "validate": ("gnadvisor.cli.validate", "validate", "Train architectures and measure how well each score predicts training speed."),
 }
 
 

@@ -19,20 +19,31 @@ device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda
                              help="Where to compute; auto uses CUDA when available.")
 out_option = click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
                           help="Directory for plots (PNG) and result files.")
+storage_option = click.option(
+    "--storage", default=None, metavar="URL",
+    help="Optuna storage shared by runs and workers: a SQLAlchemy URL (sqlite:///study.db, "
+         "postgresql+psycopg2://user:pw@host/db, ...) or a journal file (journal:///path/study.log). "
+         "Default: in memory.")
+input_dim_option = click.option("--input-dim", type=click.IntRange(min=1), default=None,
+                                help="Input size d of synthetic data (default 64).")
+output_dim_option = click.option("--output-dim", type=click.IntRange(min=1), default=None,
+                                 help="Number of outputs k: classes of synthetic data (default 10), or the "
+                                      "network's outputs for data without targets.")
 
 
-def data_options(default_samples: int) -> Callable:
-    """--data, --samples, --input-shape, --whiten, --standardize."""
+def data_options(default_samples: int, file_default: str = "all rows of a file",
+                 shape_default: str = "from the model's first layer") -> Callable:
+    """--data, --samples, --input-shape, --whiten, --standardize (the defaults' wording per command)."""
 
     def deco(f: Callable) -> Callable:
         f = click.option("--standardize", is_flag=True, help="Standardise each input feature (zero mean, unit variance).")(f)
         f = click.option("--whiten", is_flag=True,
                          help="Whiten the inputs (X <- U V^T of the thin SVD, so Sigma = I/n on its range, kappa(Sigma) = 1).")(f)
         f = click.option("--input-shape", default=None,
-                         help="Per-sample input shape, e.g. 64 or 1,8,8 or 3,32,32 (default: from the model's first layer).")(f)
+                         help=f"Per-sample input shape, e.g. 64 or 1,8,8 or 3,32,32 (default: {shape_default}).")(f)
         f = click.option("--samples", "n_samples", type=click.IntRange(min=1), default=None,
                          help=f"Number of samples n, subsampled with --seed [default: {default_samples} for digits "
-                              "and synthetic data, all rows of a file].")(f)
+                              f"and synthetic data, {file_default}].")(f)
         f = click.option("--data", "data", default="digits", show_default=True,
                          help="digits (scikit-learn's bundled digits), synthetic (Gaussian), or a .npy/.npz/.pt/.csv file.")(f)
         return f
@@ -87,11 +98,12 @@ def fmt(x: Any, digits: int = 4) -> str:
     return str(x)
 
 
-def table(rows: list[list[Any]], header: list[str]) -> str:
-    """A plain aligned text table."""
+def table(rows: list[list[Any]], header: list[str], left: tuple[int, ...] = (0,)) -> str:
+    """A plain aligned text table; columns in ``left`` are left-aligned, the others right-aligned."""
     cells = [[str(h) for h in header]] + [[fmt(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cells[0], widths)),
              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells[1:]]
+    lines += ["  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+              for r in cells[1:]]
     return "\n".join(lines)

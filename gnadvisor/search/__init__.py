@@ -1,7 +1,7 @@
-"""Architecture search: specs, model building, search spaces.
+"""Architecture search: specs, model building, search spaces, scoring and the Optuna study.
 
 Data flow: YAML -> :class:`SearchSpace` -> Optuna trial -> :class:`ArchSpec` ->
-:func:`build_model` -> ``gn_spectrum``.
+:func:`build_model` -> ``gn_spectrum`` -> :class:`Score` -> storage -> :class:`SuggestResult`.
 """
 
 from .models import ConvNet, MLP, activation_gain, build_model, build_pruned_model
@@ -14,7 +14,20 @@ from .space import (
     constraint_violations,
     load_search_space,
 )
+from .scorer import TIER_NAMES, TIERS, BoundTier, Score, SubsampleTier, Tier, exact_cost, score_architecture
 from .spec import ACTIVATIONS, FAMILIES, INITS, PRUNE_SCHEMES, ArchSpec
+from .study import (
+    Ablation,
+    AblationStep,
+    Recommendation,
+    SuggestResult,
+    Verification,
+    ablate_architecture,
+    baseline_architecture,
+    open_storage,
+    suggest_architectures,
+    verify_architecture,
+)
 
 __all__ = [
     # specs
@@ -37,4 +50,24 @@ __all__ = [
     "BUNDLED_SPACES",
     "DIMENSIONS",
     "OBJECTIVES",
+    # scoring
+    "score_architecture",
+    "exact_cost",
+    "Score",
+    "Tier",
+    "BoundTier",
+    "SubsampleTier",
+    "TIERS",
+    "TIER_NAMES",
+    # the study
+    "suggest_architectures",
+    "SuggestResult",
+    "Recommendation",
+    "Verification",
+    "verify_architecture",
+    "baseline_architecture",
+    "ablate_architecture",
+    "Ablation",
+    "AblationStep",
+    "open_storage",
 ]

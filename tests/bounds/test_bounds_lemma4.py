@@ -28,7 +28,7 @@ def leaky_cases(draw):
     return n, d, m, k, alpha, kind, seed
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, database=None,
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(leaky_cases())
 def test_lemma4_dominates_exact_kappa(case):

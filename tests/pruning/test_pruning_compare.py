@@ -130,7 +130,9 @@ def test_fixed_module_seeds_vary_only_random_masks():
     rand = [r.condition_number() for r in res.runs if r.scheme == "random"]
     mag = [r.condition_number() for r in res.runs if r.scheme == "magnitude"]
     assert len(set(rand)) == 3 and len(set(mag)) == 1
-    assert res.row("magnitude", 0.5).condition_number_std == 0.0
+    row = res.row("magnitude", 0.5)
+    # identical values: the spread is zero up to the rounding of the mean
+    assert row.condition_number_std <= 1e-12 * row.condition_number
     for seed, kappa in zip(range(3), rand):
         pruned = prune_model(net, "random", 0.5, seed=seed)
         masks = {f"{n}.weight": m.weight_mask.bool() for n, m in pruned.named_modules() if hasattr(m, "weight_mask")}
