@@ -12,7 +12,7 @@ is its own. Times are medians over ``--repeats``. kappa must agree between route
 time counts. In (b) the jacobian route needs n*k*p*8 bytes for J alone (> 20 GB): it is not
 run; its requirement is printed instead.
 
-Usage: python benchmarks/bench_spectra.py [--quick] [--repeats 3]
+Usage: python benchmarks/bench_spectra.py [--quick] [--repeats 3] [--device cuda --max-jacobian-gb 60]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import statistics
 import time
 
 
-def _measure(conn, width: int, n: int, method: str, full: bool, threads: int) -> None:
+def _measure(conn, width: int, n: int, method: str, full: bool, threads: int, device: str) -> None:
     import torch
     from sklearn.datasets import load_digits
 
@@ -38,18 +38,27 @@ def _measure(conn, width: int, n: int, method: str, full: bool, threads: int) ->
         torch.nn.Linear(64, width), torch.nn.ReLU(), torch.nn.Linear(width, width), torch.nn.ReLU(),
         torch.nn.Linear(width, 10),
     ).double()
+    if device == "cuda":  # warm up the CUDA context and kernels outside the timed call
+        gna.gn_spectrum(net, X[:20], method=method, full=full, device=device)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    s = gna.gn_spectrum(net, X, method=method, full=full, device="cpu")
+    s = gna.gn_spectrum(net, X, method=method, full=full, device=device)
+    if device == "cuda":
+        torch.cuda.synchronize()
     dt = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if device == "cuda":
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     conn.send((dt, peak, s.condition_number, s.method, s.rank, s.n_params))
     conn.close()
 
 
-def run(width: int, n: int, method: str, full: bool, threads: int) -> tuple:
+def run(width: int, n: int, method: str, full: bool, threads: int, device: str = "cpu") -> tuple:
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    p = ctx.Process(target=_measure, args=(child, width, n, method, full, threads))
+    p = ctx.Process(target=_measure, args=(child, width, n, method, full, threads, device))
     p.start()
     out = parent.recv()
     p.join()
@@ -61,6 +70,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cuda: times after a warm-up, peak = torch.cuda.max_memory_allocated")
+    ap.add_argument("--max-jacobian-gb", type=float, default=8.0,
+                    help="skip the jacobian reference when J alone needs more than this")
     args = ap.parse_args()
 
     import numpy
@@ -76,13 +89,13 @@ def main() -> None:
         for method, full in variants:
             p_est = 64 * width + width + width * width + width + width * 10 + 10
             need_j = n * 10 * p_est * 8
-            if method == "jacobian" and need_j > 8 * 2**30:
+            if method == "jacobian" and need_j > args.max_jacobian_gb * 2**30:
                 results[(method, full)] = None
                 rows.append((label, f"MLP 64-{width}-{width}-10", n, "jacobian", "full", "not run",
                              f"J alone needs {need_j / 2**30:.1f} GB", "-", "-"))
                 continue
             reps = 1 if method == "jacobian" else args.repeats
-            meas = [run(width, n, method, full, args.threads) for _ in range(reps)]
+            meas = [run(width, n, method, full, args.threads, args.device) for _ in range(reps)]
             dt = statistics.median(m[0] for m in meas)
             peak = max(m[1] for m in meas)
             kappa, used, rank, p = meas[0][2], meas[0][3], meas[0][4], meas[0][5]
@@ -98,10 +111,13 @@ def main() -> None:
             t_j = next(float(r[5].split()[0]) for r in rows if r[0] == label and r[3].startswith("jacobian"))
             for r in [r for r in rows if r[0] == label and r[3].startswith("auto")]:
                 rows.append((label, "", "", f"speed-up {r[4]}", "", f"{t_j / float(r[5].split()[0]):.1f}x", "", "", ""))
-    print(f"device: cpu ({platform.processor() or platform.machine()}), {args.threads} threads, float64, "
+    where = (f"cuda ({torch.cuda.get_device_name(0)})" if args.device == "cuda"
+             else f"cpu ({platform.processor() or platform.machine()})")
+    peak_what = "peak GPU memory allocated" if args.device == "cuda" else "peak RSS"
+    print(f"device: {where}, {args.threads} CPU threads, float64, "
           f"torch {torch.__version__}, numpy {numpy.__version__}, python {platform.python_version()}")
     print()
-    print("| case | model | n | route | output | wall time | peak RSS | kappa | rank/params |")
+    print(f"| case | model | n | route | output | wall time | {peak_what} | kappa | rank/params |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(str(c) for c in r) + " |")

@@ -106,6 +106,7 @@ class Problem:
     display_names: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     _independent: bool | None = None
+    _saved_bytes: dict[bool, int] = field(default_factory=dict)
 
     # -- evaluation -------------------------------------------------------------------
     def f(self, params: Mapping[str, torch.Tensor], X: torch.Tensor | None = None) -> torch.Tensor:
@@ -139,6 +140,33 @@ class Problem:
         if self._independent is None:
             self._independent = _samples_independent(self)
         return self._independent
+
+    def saved_bytes(self, full_batch: bool) -> int:
+        """Bytes autograd saves for one backward pass: of the full batch, or of one sample.
+
+        Measured once (saved-tensor hooks on a forward with every parameter requiring grad); a
+        backward needs about this much again for the gradients of those activations. The row
+        chunks of the block-wise Jacobians are sized with it, so that vmapped backward passes
+        stay inside the memory budget.
+        """
+        if full_batch not in self._saved_bytes:
+            params = {n: v.detach().requires_grad_(True) for n, v in self.values.items()}
+            seen: dict[int, int] = {}
+
+            def pack(t: torch.Tensor) -> torch.Tensor:
+                try:  # storages shared by several saved views count once
+                    key = t.untyped_storage().data_ptr()
+                except (RuntimeError, NotImplementedError):
+                    key = id(t)
+                seen[key] = max(seen.get(key, 0), t.numel() * t.element_size())
+                return t
+
+            X = self.X if full_batch else self.X[:1]
+            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                out = functional_call(self.model, params, (X,))
+            del out
+            self._saved_bytes[full_batch] = max(1, sum(seen.values()))
+        return self._saved_bytes[full_batch]
 
     def vjp_sq_norms(self, v: torch.Tensor) -> dict[str, float]:
         """``||(J^T v)_name||^2`` per parameter (kept columns), via one full-batch vjp."""

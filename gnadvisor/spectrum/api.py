@@ -251,6 +251,7 @@ def _extremes_by_cholesky(mat: torch.Tensor, rtol: float) -> tuple[float, float]
         return None
     dim = mat.shape[0]
     dev = mat.device
+    U = L.T.contiguous()  # a transposed view would be copied on every solve
     v0 = np.random.default_rng(0).standard_normal(dim)
 
     def mv(x: np.ndarray) -> np.ndarray:
@@ -259,7 +260,7 @@ def _extremes_by_cholesky(mat: torch.Tensor, rtol: float) -> tuple[float, float]
     def inv_mv(x: np.ndarray) -> np.ndarray:
         b = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64).reshape(-1, 1)).to(dev)
         y = torch.linalg.solve_triangular(L, b, upper=False)
-        return torch.linalg.solve_triangular(L.T, y, upper=True).reshape(-1).cpu().numpy()
+        return torch.linalg.solve_triangular(U, y, upper=True).reshape(-1).cpu().numpy()
 
     lam_max = float(eigsh(LinearOperator((dim, dim), matvec=mv, dtype=np.float64), k=1, which="LA",
                           tol=1e-11, v0=v0, return_eigenvectors=False)[0])

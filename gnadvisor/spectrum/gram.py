@@ -196,7 +196,9 @@ def _add_linear_block(K: torch.Tensor, problem: Problem, gamma: torch.Tensor, ac
 
 # ---------------------------------------------------------------------------- block-wise rule
 def _groups(problem: Problem, names: list[str], budget_j: int) -> list[tuple[list[str], int]]:
-    """Group tensors so one group's J (N x cols) fits ``budget_j``; returns (names, col_chunk)."""
+    """Group tensors so one group's J (N x cols) fits half of ``budget_j`` (the other half is
+    for the backward passes that fill it); returns (names, col_chunk)."""
+    budget_j = max(1, budget_j // 2)
     N = problem.n_rows
     groups: list[tuple[list[str], int]] = []
     cur: list[str] = []
@@ -219,6 +221,14 @@ def _groups(problem: Problem, names: list[str], budget_j: int) -> list[tuple[lis
     return groups
 
 
+def J_bytes(problem: Problem, names: list[str], cols: slice | None) -> int:
+    """Bytes of the materialised block ``J`` (N x its columns, float64)."""
+    n_cols = sum(problem.n_cols(nm) for nm in names)
+    if cols is not None:
+        n_cols = len(range(n_cols)[cols])
+    return problem.n_rows * n_cols * 8
+
+
 def _block_jacobian(problem: Problem, names: list[str], budget_j: int,
                     cols: slice | None = None) -> torch.Tensor:
     """J restricted to ``names`` (N x kept cols, optionally a column slice), in row chunks.
@@ -230,7 +240,12 @@ def _block_jacobian(problem: Problem, names: list[str], budget_j: int,
     N = n * k
     params = {nm: problem.values[nm] for nm in names}
     numel = sum(problem.values[nm].numel() for nm in names)
-    rows_per_chunk = max(1, min(N, budget_j // max(1, 6 * numel * 8), 2048))
+    # per Jacobian row: the parameter gradients (~6 copies in flight) and, for the backward
+    # pass behind it, the gradients of the saved activations (~2x what the forward saves) --
+    # of the whole batch when samples are coupled (train-mode batch norm), else of one sample.
+    act = problem.saved_bytes(full_batch=not problem.independent)
+    per_row = 6 * numel * 8 + 2 * act
+    rows_per_chunk = max(1, min(N, (budget_j - J_bytes(problem, names, cols)) // per_row, 2048))
     n_cols = sum(problem.n_cols(nm) for nm in names)
     if cols is not None:
         n_cols = len(range(n_cols)[cols])

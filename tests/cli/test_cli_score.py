@@ -200,7 +200,169 @@ def test_score_errors_are_one_line(tmp_path):
 def test_help_on_every_command():
     res = run("--help")
     assert res.exit_code == 0 and "score" in res.output
-    for cmd in ("score",):
-        res = run(cmd, "--help")
-        assert res.exit_code == 0 and "Usage" in res.output
+    from gnadvisor.cli.main import _COMMANDS
+
+    assert set(_COMMANDS) == {"score", "suggest", "prune", "validate"}
+    for cmd in _COMMANDS:
+        assert cmd in res.output
+        sub = run(cmd, "--help")
+        assert sub.exit_code == 0 and "Usage" in sub.output, (cmd, sub.output)
     assert "RUNS ITS CODE" in run("score", "--help").output
+
+
+# ------------------------------------------------------------------ training-speed forecast (--forecast-steps)
+
+
+def _gd_losses_linear(net, X, Y, lr, steps):
+    """Hand-written full-batch GD on (1/2n) sum ||W x + b - y||^2: losses before each step and at the end."""
+    W, b = net.weight.detach().clone(), net.bias.detach().clone()
+    n, out = X.shape[0], []
+    for _ in range(steps + 1):
+        R = X @ W.T + b - Y
+        out.append(float((R**2).sum()) / (2 * n))
+        W, b = W - lr * (R.T @ X) / n, b - lr * R.sum(0) / n
+    return np.array(out)
+
+
+@pytest.mark.parametrize("n, d, k, route", [(6, 8, 2, "gram"), (20, 3, 2, "jacobian")], ids=["shared-gram", "two-routes"])
+def test_score_model_forecast_is_gn_forecast_and_exact_gd_on_a_linear_model(n, d, k, route):
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    Y = torch.randn(n, k, generator=g, dtype=torch.float64)
+    torch.manual_seed(1)
+    net = torch.nn.Linear(d, k).double()  # with bias: linear in its parameters, so the forecast is exact
+    T = 25
+    rep = gna.score_model(net, X, Y, forecast_steps=T, per_layer=False)
+    fc = rep.forecast
+    assert rep.spectrum.method == route
+    assert ("Gram and eigendecomposition shared with the spectrum" in fc.notes) == (route == "gram")
+    direct = gna.gn_forecast(net, X, Y, steps=T)
+    np.testing.assert_allclose(fc.losses, direct.losses, rtol=1e-12, atol=0)
+    assert (fc.ratio, fc.log_decrease) == pytest.approx((direct.ratio, direct.log_decrease), rel=1e-12)
+    # lr = 1 / lambda_max of (1/n) J J^T with J from one autograd call per output entry
+    lam = naive_gn_eigenvalues(naive_jacobian(net, X), n)
+    assert fc.lr == pytest.approx(1 / lam[0], rel=1e-10)
+    np.testing.assert_allclose(fc.losses, _gd_losses_linear(net, X, Y, fc.lr, T), rtol=1e-8, atol=1e-12)
+    assert fc.losses[0] == pytest.approx(float(((net(X) - Y) ** 2).sum()) / (2 * n), rel=1e-12)
+    # the spectrum that shares the Gram is gn_spectrum's
+    ref = gna.gn_spectrum(net, X, method="jacobian")
+    assert rep.spectrum.rank == ref.rank
+    np.testing.assert_allclose(rep.spectrum.eigenvalues, ref.eigenvalues, rtol=1e-10, atol=1e-12 * ref.lambda_max)
+    # a given step size
+    rep = gna.score_model(net, X, Y, forecast_steps=T, forecast_lr=0.03, per_layer=False)
+    assert rep.forecast.lr == 0.03 and rep.forecast.lr_scale is None
+    np.testing.assert_allclose(rep.forecast.losses, _gd_losses_linear(net, X, Y, 0.03, T), rtol=1e-8, atol=1e-12)
+    d = rep.to_dict()
+    assert d["forecast"]["steps"] == T and len(d["forecast"]["losses"]) == T + 1
+    assert "forecast" not in gna.score_model(net, X, per_layer=False).to_dict()
+
+
+def test_score_model_forecast_argument_errors():
+    X, Y = torch.randn(8, 3, dtype=torch.float64), torch.randn(8, 2, dtype=torch.float64)
+    net = torch.nn.Linear(3, 2).double()
+    with pytest.raises(gna.GNAdvisorError, match="needs targets Y"):
+        gna.score_model(net, X, forecast_steps=3)
+    with pytest.raises(gna.GNAdvisorError, match="needs forecast_steps"):
+        gna.score_model(net, X, Y, forecast_lr=0.1)
+    with pytest.raises(gna.GNAdvisorError, match=r"one column per model output: the model has 2 outputs.*3 columns"):
+        gna.score_model(net, X, torch.randn(8, 3), forecast_steps=3)
+    with pytest.raises(gna.GNAdvisorError, match="one row per sample: 8 rows"):
+        gna.score_model(net, X, Y[:7], forecast_steps=3)
+    with pytest.raises(gna.GNAdvisorError, match="forecast_lr must be a finite number > 0"):
+        gna.score_model(net, X, Y, forecast_steps=3, forecast_lr=-1.0)
+
+
+def test_score_cli_forecast_on_digits_json_csv_table(tmp_path):
+    target = f"{MODELS}/mlp_bn.py:make_model"
+    args = [target, "--kwargs", '{"width": 8, "depth": 2}', "--samples", "12", "--forecast-steps", "7"]
+    out = score_json(*args)
+    model = load_model(target, {"width": 8, "depth": 2})
+    ds = data_for_model(model, "digits", n_samples=12)
+    assert ds.Y.shape == (12, 10) and torch.equal(ds.Y.sum(1), torch.ones(12, dtype=ds.Y.dtype))  # one-hot labels
+    ref = gna.gn_forecast(model, ds.X, ds.Y, steps=7)
+    fc = out["forecast"]
+    np.testing.assert_allclose(fc["losses"], ref.losses, rtol=1e-10)
+    for key in ("initial_loss", "final_loss", "ratio", "log_decrease", "lr"):
+        assert fc[key] == pytest.approx(getattr(ref, key), rel=1e-10), key
+    assert fc["steps"] == 7 and fc["lr_scale"] == 1.0
+    csv_path = tmp_path / "s.csv"
+    res = run("score", *args, "--csv", str(csv_path))
+    assert res.exit_code == 0, res.output
+    from gnadvisor.cli.options import fmt
+
+    for label, key in (("loss after 0 steps", "initial_loss"), ("loss after 7 steps", "final_loss"),
+                       ("ratio L_T / L_0", "ratio"), ("log decrease log(L_0 / L_T)", "log_decrease"), ("lr used", "lr")):
+        line = next(ln for ln in res.output.splitlines() if ln.startswith(label))
+        assert line.split()[-1] == fmt(fc[key]), line
+    import pandas as pd
+
+    row = pd.read_csv(csv_path).iloc[0]
+    for key in ("steps", "lr", "initial_loss", "final_loss", "ratio", "log_decrease"):
+        assert row[f"forecast_{key}"] == pytest.approx(fc[key], rel=1e-12), key
+
+
+def test_score_cli_forecast_with_targets_file_and_checkpoints(tmp_path):
+    from sklearn.datasets import load_digits
+
+    target = f"{MODELS}/custom_block.py:GatedNet"
+    model = load_model(target, {"width": 6})
+    # user targets as a function of the inputs: the subsample must pick matching rows of X and Y
+    A = np.random.default_rng(2).normal(size=(64, 10))
+    np.save(tmp_path / "y.npy", (np.asarray(load_digits().data, dtype=np.float64) / 16.0) @ A)
+    paths = []
+    for i in range(2):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(1.0 + 0.3 * i)
+        paths.append(tmp_path / f"ep{i}.pt")
+        torch.save(model.state_dict(), paths[-1])
+    out = score_json(target, "--kwargs", '{"width": 6}', "--samples", "9", "--seed", "4", "--no-layers",
+                     "--targets", str(tmp_path / "y.npy"), "--forecast-steps", "5", "--lr", "0.002",
+                     "--weights", str(paths[0]), "--weights", str(paths[1]))
+    ds = data_for_model(model, "digits", n_samples=9, seed=4)
+    Y = ds.X @ torch.from_numpy(A)
+    for c, p in zip(out["checkpoints"], paths):
+        m = load_model(target, {"width": 6})
+        m.load_state_dict(torch.load(p))
+        ref = gna.gn_forecast(m, ds.X, Y, steps=5, lr=0.002)
+        assert c["forecast"]["lr"] == 0.002
+        np.testing.assert_allclose(c["forecast"]["losses"], ref.losses, rtol=1e-10)
+    assert out["checkpoints"][0]["forecast"]["final_loss"] != out["checkpoints"][1]["forecast"]["final_loss"]
+    res = run("score", target, "--kwargs", '{"width": 6}', "--samples", "9", "--seed", "4", "--no-layers",
+              "--targets", str(tmp_path / "y.npy"), "--forecast-steps", "5", "--lr", "0.002",
+              "--weights", str(paths[0]), "--weights", str(paths[1]))
+    assert res.exit_code == 0 and "forecast loss@5" in res.output
+    # targets inside the data file (keys X / Y)
+    X = ds.X.numpy()
+    np.savez(tmp_path / "xy.npz", X=X, Y=Y.numpy())
+    out = score_json(target, "--kwargs", '{"width": 6}', "--data", str(tmp_path / "xy.npz"), "--no-layers",
+                     "--forecast-steps", "4")
+    ref = gna.gn_forecast(load_model(target, {"width": 6}), ds.X, Y, steps=4)
+    np.testing.assert_allclose(out["forecast"]["losses"], ref.losses, rtol=1e-10)
+
+
+def test_score_cli_forecast_errors_are_one_line(tmp_path):
+    target = f"{MODELS}/mlp_bn.py:make_model"
+    base = [target, "--kwargs", '{"width": 4, "depth": 1}', "--samples", "6", "--no-layers", "--forecast-steps", "3"]
+    np.save(tmp_path / "narrow.npy", np.zeros((1797, 3)))
+    np.save(tmp_path / "short.npy", np.zeros((1796, 10)))
+    (tmp_path / "bad.npy").write_bytes(b"\x00 garbage \xff" * 8)
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(6, 64)))
+    _err(run("score", *base, "--targets", str(tmp_path / "narrow.npy")),
+         r"one column per model output: the model has 10 outputs per sample, the targets have 3 columns")
+    _err(run("score", *base, "--targets", str(tmp_path / "short.npy")), r"one row per sample of digits \(1797 rows.*got 1796")
+    _err(run("score", *base, "--targets", str(tmp_path / "bad.npy")), r"bad\.npy.*could not be read")
+    _err(run("score", *base, "--targets", str(tmp_path / "none.npy")), "does not exist")
+    _err(run("score", *base, "--data", "synthetic"), "synthetic data has no targets.*--targets")
+    _err(run("score", *base, "--data", str(tmp_path / "x.npy")), r"x\.npy has no targets.*--targets")
+    _err(run("score", *base[:-2], "--lr", "0.1"), "--lr is for the training-speed forecast: give --forecast-steps")
+    _err(run("score", *base[:-2], "--targets", str(tmp_path / "short.npy")), "--targets is for the training-speed forecast")
+    _err(run("score", *base, "--lr", "-1"), "forecast_lr must be a finite number > 0")
+
+
+def test_score_all_zero_inputs_report_nan_data_condition(tmp_path):
+    # Sigma = 0: kappa(Sigma) is undefined (was an internal IndexError); the GN still exists through the biases
+    np.save(tmp_path / "z.npy", np.zeros((6, 64)))
+    out = score_json(f"{MODELS}/mlp_bn.py:make_model", "--kwargs", '{"width": 4, "depth": 1}',
+                     "--data", str(tmp_path / "z.npy"), "--no-layers")
+    assert out["data_condition_number"] is None and out["data_rank"] == 0
