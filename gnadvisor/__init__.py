@@ -22,7 +22,7 @@ from .bounds import (
     residual_aligned,
 )
 from .data import Dataset, data_covariance_condition, load_data
-from .forecast import Forecast, gn_forecast
+from .forecast import Forecast, LinearisedForecast, gn_forecast, linearised_forecast
 from .loading import load_model
 from .pruning import SCHEMES, PruningComparison, compare_pruning, measure_pruning, prune_model, sparsity_report
 from .score import BlockReport, ScoreReport, score_model
@@ -77,6 +77,8 @@ __all__ = [
     # training-speed forecast
     "gn_forecast",
     "Forecast",
+    "linearised_forecast",
+    "LinearisedForecast",
     # scoring a model
     "score_model",
     "ScoreReport",

@@ -119,6 +119,7 @@ def load_data(
     whiten: bool = False,
     seed: int = 0,
     targets: str | None = None,
+    targets_file: str | Path | None = None,
 ) -> Dataset:
     """Load a dataset as float64 tensors.
 
@@ -147,6 +148,13 @@ def load_data(
         Numeric table, optional header row. If a header column is named ``label``, ``y`` or
         ``target`` (any case; usually the last column) it is the target, all other columns are
         features; otherwise all columns are features.
+
+    ``targets_file``: targets from their own ``.npy``/``.npz``/``.pt``/``.csv`` file, one row per
+    sample of the source *before* subsampling, in the source's order (so ``n_samples`` picks the
+    same rows of ``X`` and ``Y``; synthetic data: one row per generated sample). ``.npy``: the
+    array; ``.npz``: key ``Y`` or ``y`` (or its only array); ``.pt``: a tensor, or a dict with key
+    ``Y`` or ``y``; ``.csv``: every column (optional header row). They replace the source's own
+    targets.
 
     File targets: integer labels (1-D or one column; in a csv, whole non-negative numbers) become
     one-hot with ``max(label) + 1`` classes (or ``output_dim`` if larger); other targets are used as
@@ -190,6 +198,8 @@ def load_data(
         one-hot). ``"onehot"``: one-hot of uniformly random classes (``output_dim``, default 10),
         e.g. for unlabelled files. ``"gaussian"``: standard Gaussian targets. ``"none"``: no
         targets (``Y`` is ``None``).
+    targets_file : str or pathlib.Path, optional
+        Targets from this file (see above); not together with ``targets``.
 
     Returns
     -------
@@ -201,8 +211,9 @@ def load_data(
     GNAdvisorError
         For an unknown source or file type, a missing or unreadable file, non-finite values, an
         ``input_shape`` that does not fit the data, ``n_samples`` above the available samples,
-        inconsistent ``input_shape``/``input_dim``, a bad ``output_dim`` or ``targets``, or
-        whitening all-zero data.
+        inconsistent ``input_shape``/``input_dim``, a bad ``output_dim`` or ``targets``,
+        whitening all-zero data, or a ``targets_file`` that is missing, unreadable, not numeric or
+        finite, or whose row count is not the source's number of samples.
 
     References
     ----------
@@ -226,6 +237,9 @@ def load_data(
     if output_dim is not None:
         output_dim = check_positive_int("output_dim", output_dim)
     check_choice("targets", targets, _TARGET_KINDS)
+    if targets_file is not None and targets is not None:
+        raise GNAdvisorError(f"give targets or targets_file, not both; got targets={targets!r} and "
+                             f"targets_file={str(targets_file)!r}")
     shape = _resolve_shape(input_shape, input_dim)
     notes: list[str] = []
 
@@ -237,11 +251,16 @@ def load_data(
         raw_y: tuple[str, np.ndarray] | None = None
         name, image, n_classes_raw = "synthetic", None, None
         notes.append(f"synthetic: X ~ N(0, I), {n} samples of shape {_fmt(shape)} (seed {seed})")
+        if targets_file is not None:
+            raw_y = _load_targets_file(targets_file, n, name, notes)
+            n_classes_raw = _n_label_classes(raw_y)
     else:
         if kind == "digits":
             X, raw_y, name = _load_digits()
         else:
             X, raw_y, name = _load_file(Path(source), kind)
+        if targets_file is not None:
+            raw_y = _load_targets_file(targets_file, X.shape[0], name, notes)
         image = _image_shape(X, kind)
         n_classes_raw = _n_label_classes(raw_y)
         if n_samples is not None:
@@ -264,6 +283,8 @@ def load_data(
         flat = _whiten(flat, name, notes)
     X = flat.reshape(X.shape[0], *shape)
 
+    if targets_file is not None:
+        targets = "labels"
     Y, n_classes = _make_targets(targets, kind, raw_y, n_classes_raw, output_dim, X.shape[0],
                                  seed, name, notes)
     return Dataset(
@@ -462,6 +483,89 @@ def _load_file(path: Path, kind: str) -> tuple[np.ndarray, tuple[str, np.ndarray
         raise GNAdvisorError(f"X in {name} must contain only finite values, got NaN or inf; clean the file")
     raw_y = None if Y is None else _parse_targets(Y, X.shape[0], name)
     return X, raw_y, name
+
+
+def _load_targets_file(source: str | Path, n: int, data_name: str, notes: list[str]) -> tuple[str, np.ndarray]:
+    """Targets from their own file: ("labels" | "values", array with ``n`` rows)."""
+    if not isinstance(source, (str, Path)):
+        raise GNAdvisorError(f"targets_file must be a file path, got {source!r}")
+    path = Path(source)
+    kind = path.suffix.lower()
+    if kind not in _SUFFIXES:
+        raise GNAdvisorError(f"targets file {str(path)!r} must end in {', '.join(_SUFFIXES)}")
+    if not path.is_file():
+        raise GNAdvisorError(f"targets file {str(path)!r} does not exist; check the path")
+    hint = f"save the targets as one row per sample of {data_name}"
+    try:
+        if kind == ".npy":
+            Y = np.load(path, allow_pickle=False)
+        elif kind == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                key = "Y" if "Y" in keys else ("y" if "y" in keys else (keys[0] if len(keys) == 1 else None))
+                if key is None:
+                    raise GNAdvisorError(
+                        f"targets file {str(path)!r} must hold an array named 'Y' (or a single array), found keys "
+                        f"{keys}; save it with numpy.savez(path, Y=targets)"
+                    )
+                Y = z[key]
+        elif kind == ".pt":
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(obj, dict) and ("Y" in obj or "y" in obj):
+                obj = obj["Y"] if "Y" in obj else obj["y"]
+            if not isinstance(obj, torch.Tensor):
+                found = f"a dict with keys {list(obj)}" if isinstance(obj, dict) else type(obj).__name__
+                raise GNAdvisorError(
+                    f"targets file {str(path)!r} must hold a tensor or a dict with key 'Y', found {found}; "
+                    f"save it with torch.save(targets, path)"
+                )
+            Y = obj
+        else:
+            Y = _load_target_csv(path)
+    except GNAdvisorError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure means the file is unreadable
+        msg = " ".join(str(exc).split())[:160]
+        raise GNAdvisorError(
+            f"targets file {str(path)!r} could not be read as {kind} ({type(exc).__name__}: {msg}); {hint}"
+        ) from None
+    A = _as_numeric_array(Y, f"targets in {path.name}")
+    if A.ndim == 0 or A.ndim > 2:
+        raise GNAdvisorError(
+            f"targets file {str(path)!r} must hold a 1-D or 2-D array (one row per sample), got shape {A.shape}"
+        )
+    if A.shape[0] != n:
+        raise GNAdvisorError(
+            f"targets file {str(path)!r} must have one row per sample of {data_name} ({n} rows, in its order, "
+            f"before subsampling), got {A.shape[0]} rows"
+        )
+    raw = _parse_targets(A, n, path.name)
+    what = "integer labels (one-hot encoded)" if raw[0] == "labels" else f"{raw[1].shape[1]} column(s)"
+    notes.append(f"targets: {path.name}, {what}")
+    return raw
+
+
+def _load_target_csv(path: Path) -> np.ndarray:
+    import pandas as pd
+
+    with open(path, encoding="utf-8") as fh:
+        first = fh.readline()
+    fields = [f.strip() for f in first.strip().split(",")]
+    has_header = not all(_is_number(f) for f in fields)
+    df = pd.read_csv(path, header=0 if has_header else None, skipinitialspace=True)
+    if df.shape[0] == 0 or df.shape[1] == 0:
+        raise GNAdvisorError(f"targets file {str(path)!r} must have at least one data row and column, got none")
+    bad = [str(c) for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        raise GNAdvisorError(
+            f"targets file {str(path)!r} must be numeric, column(s) {bad[:5]} are not; a header row is allowed"
+        )
+    A = df.to_numpy()
+    if A.shape[1] == 1 and A.dtype.kind == "f":
+        y = A[:, 0]
+        if np.all(np.isfinite(y)) and np.all(y == np.round(y)) and np.all(y >= 0):
+            return y.astype(np.int64)
+    return A
 
 
 def _load_csv(path: Path) -> tuple[np.ndarray, np.ndarray | None]:

@@ -32,6 +32,14 @@ L_t                 ``losses[t]``               forecast loss after t steps, t =
 L_T / L_0           ``ratio``                   forecast loss ratio
 log(L_0 / L_T)      ``log_decrease``            forecast training speed (higher = faster)
 ==================  ==========================  ===========================================
+
+Other optimisers: :func:`linearised_forecast` runs an optimiser's exact recurrence on the
+linearised model ``f_lin(theta) = f(theta_0) + J (theta - theta_0)`` (same loss, same ``J`` and
+``r_0`` as above). For GD that recurrence is ``r_{t+1} = (I - lr K) r_t``, whose closed form is
+the curve above; for Adam it is no longer diagonal in the eigenbasis of ``K`` (the per-parameter
+normalisation by ``sqrt(v_t)`` mixes the modes), so it is iterated, matrix-free: each step is
+one vector-Jacobian product ``g_t = (1/n) J^T r_t`` and one Jacobian-vector product
+``r_{t+1} = r_0 + J (theta_{t+1} - theta_0)``, both at ``theta_0`` (``J`` is never stored).
 """
 
 from __future__ import annotations
@@ -50,7 +58,7 @@ from .spectrum._base import default_rtol
 from .spectrum._problem import MaskOption, ParamSelector, build_problem, human_bytes, memory_budget
 from .spectrum.gram import gram_matrix
 
-__all__ = ["Forecast", "gn_forecast", "forecast_curve"]
+__all__ = ["Forecast", "LinearisedForecast", "gn_forecast", "forecast_curve", "linearised_forecast"]
 
 #: Most entries of the (steps x n k) power table held at once when evaluating a curve.
 _CHUNK_ENTRIES = 1 << 22
@@ -426,3 +434,249 @@ def _forecast_from_eigen(lam: np.ndarray, proj: np.ndarray, *, n_samples: int, n
         eigenvalues=lam, projections=proj, n_samples=n_samples, n_outputs=n_outputs, n_params=n_params,
         time_s=time.perf_counter() - t0, notes=notes, **_summary(losses),
     )
+
+
+# ---------------------------------------------------------------------------- linearised optimisers
+#: Optimisers :func:`linearised_forecast` simulates.
+LINEARISED_OPTIMIZERS = ("gd", "adam")
+
+
+@dataclass(frozen=True, eq=False)
+class LinearisedForecast:
+    """An optimiser's loss curve on the linearised model (:func:`linearised_forecast`).
+
+    Attributes
+    ----------
+    losses : numpy.ndarray
+        ``L_t = ||r_t||^2 / (2 n)`` of the linearised model for ``t = 0, ..., steps``;
+        ``losses[0]`` is the exact loss at initialisation. ``inf`` from the first non-finite value.
+    ratio : float
+        ``L_T / L_0``.
+    log_decrease : float
+        ``log(L_0 / L_T)`` (natural log), the forecast training speed: higher is faster.
+    optimizer : str
+        ``"gd"`` or ``"adam"``.
+    lr : float
+        Step size.
+    betas : tuple of float
+        Adam's ``(beta_1, beta_2)`` (unused by GD).
+    eps : float
+        Adam's ``eps`` (unused by GD).
+    steps : int
+        ``T``.
+    initial_loss : float
+        ``L_0``.
+    step_norm : float
+        ``||theta_T - theta_0||_2``: how far the linearised run moved the (kept) parameters; the
+        forecast is only as good as the linearisation over that distance.
+    n_samples, n_outputs, n_params : int
+        ``n``, ``k`` and the number of differentiated (kept) parameters.
+    time_s : float
+        Seconds spent.
+    notes : tuple of str
+        How the model was prepared.
+    """
+
+    losses: np.ndarray
+    ratio: float
+    log_decrease: float
+    optimizer: str
+    lr: float
+    betas: tuple[float, float]
+    eps: float
+    steps: int
+    initial_loss: float
+    step_norm: float
+    n_samples: int = 0
+    n_outputs: int = 0
+    n_params: int = 0
+    time_s: float = 0.0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def final_loss(self) -> float:
+        """``L_T``, the forecast loss after ``steps`` steps."""
+        return float(self.losses[-1])
+
+    def to_dict(self, *, with_curve: bool = True) -> dict[str, Any]:
+        """JSON-ready dict (inf as float; use ``gnadvisor.cli.options.echo_json`` to print)."""
+        d: dict[str, Any] = {
+            "optimizer": self.optimizer, "steps": self.steps, "lr": self.lr, "betas": list(self.betas),
+            "eps": self.eps, "initial_loss": self.initial_loss, "final_loss": self.final_loss, "ratio": self.ratio,
+            "log_decrease": self.log_decrease, "step_norm": self.step_norm, "n_samples": self.n_samples,
+            "n_outputs": self.n_outputs, "n_params": self.n_params, "time_s": round(self.time_s, 4),
+            "notes": list(self.notes),
+        }
+        if with_curve:
+            d["losses"] = [float(v) for v in self.losses]
+        return d
+
+
+def linearised_forecast(
+    model: nn.Module,
+    X: Any,
+    Y: Any,
+    *,
+    steps: int,
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    device: str | torch.device = "auto",
+    coordinates: str = "kept",
+    batchnorm: str = "train",
+    params: ParamSelector = None,
+    masks: MaskOption = "auto",
+) -> LinearisedForecast:
+    """Forecast the loss curve of ``T`` full-batch steps of an optimiser on the linearised model.
+
+    The optimiser's exact recurrence is run on ``f_lin(theta) = f(theta_0) + J (theta - theta_0)``
+    with the loss ``L = ||f_lin(X) - Y||^2 / (2 n)`` (``J`` and ``r_0 = f(X) - Y`` at the current
+    weights, as :func:`gn_forecast`)::
+
+        g_t       = (1/n) J^T r_t
+        GD:       theta_{t+1} = theta_t - lr g_t
+        Adam:     m_t = b1 m_{t-1} + (1 - b1) g_t,   v_t = b2 v_{t-1} + (1 - b2) g_t^2
+                  theta_{t+1} = theta_t - lr (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t)) + eps)
+        r_{t+1}   = r_0 + J (theta_{t+1} - theta_0),   L_t = ||r_t||^2 / (2 n)
+
+    (``torch.optim.Adam``'s update, bias-corrected, no weight decay). For GD this is the
+    recurrence whose closed form :func:`gn_forecast` evaluates; for Adam it uses the same two
+    quantities, ``J`` and ``r_0``, and nothing measured after initialisation. ``J`` is never
+    stored: each step is one vector-Jacobian and one Jacobian-vector product at ``theta_0``
+    (memory: the parameters and one forward pass), about the cost of one training step.
+
+    Exact for models linear in their parameters (one ``nn.Linear``, random features). For a
+    network it is a prediction that holds while the training trajectory stays where the
+    linearisation does; Adam moves every coordinate by up to about ``lr`` per step whatever its
+    gradient's size, so ``step_norm`` (``||theta_T - theta_0||``) says how far that is.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any model; evaluated on a private float64 copy, never modified. Pruned models train
+        their kept coordinates, as :func:`gnadvisor.train`.
+    X : torch.Tensor or numpy.ndarray
+        Inputs ``(n, ...)``.
+    Y : torch.Tensor or numpy.ndarray
+        Targets ``(n, k)``, the model's output shape.
+    steps : int
+        Number of full-batch steps ``T`` (>= 0).
+    optimizer : {"adam", "gd"}, default "adam"
+        Which recurrence.
+    lr : float, default 1e-3
+        Step size (``torch.optim.Adam``'s default).
+    betas : (float, float), default (0.9, 0.999)
+        Adam's ``(beta_1, beta_2)``, each in ``[0, 1)``.
+    eps : float, default 1e-8
+        Adam's ``eps`` (>= 0).
+    device, coordinates, batchnorm, params, masks
+        As :func:`gnadvisor.gn_spectrum`.
+
+    Returns
+    -------
+    LinearisedForecast
+        ``losses`` (length ``T + 1``), ``ratio``, ``log_decrease``, ``step_norm`` and the settings.
+
+    Raises
+    ------
+    GNAdvisorError
+        For a bad ``steps``, ``optimizer``, ``lr``, ``betas`` or ``eps``, targets that do not
+        match the model's output or are not finite, and everything :func:`gnadvisor.gn_spectrum`
+        raises about the model and inputs.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from gnadvisor.forecast import linearised_forecast
+    >>> from gnadvisor.training import train
+    >>> _ = torch.manual_seed(0)
+    >>> X, Y = torch.randn(20, 3, dtype=torch.float64), torch.randn(20, 2, dtype=torch.float64)
+    >>> net = torch.nn.Linear(3, 2).double()  # linear in its parameters: the forecast is exact
+    >>> fc = linearised_forecast(net, X, Y, steps=30, optimizer="adam", lr=0.05)
+    >>> real = train(net, X, Y, steps=30, optimizer="adam", lr=0.05).losses
+    >>> bool(abs(fc.losses - real).max() < 1e-10), fc.losses.shape
+    (True, (31,))
+    """
+    steps = check_positive_int("steps", steps, allow_zero=True)
+    if optimizer not in LINEARISED_OPTIMIZERS:
+        raise GNAdvisorError(f"optimizer must be one of {', '.join(map(repr, LINEARISED_OPTIMIZERS))}, got {optimizer!r}")
+    lr = check_positive_float("lr", lr)
+    try:
+        b1, b2 = (float(b) for b in betas)
+    except (TypeError, ValueError):
+        raise GNAdvisorError(f"betas must be two numbers in [0, 1), got {betas!r}") from None
+    if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
+        raise GNAdvisorError(f"betas must be two numbers in [0, 1), got {betas!r}")
+    if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and math.isfinite(eps) and eps >= 0):
+        raise GNAdvisorError(f"eps must be a finite number >= 0, got {eps!r}")
+    eps = float(eps)
+    t0 = time.perf_counter()
+    problem = build_problem(model, X, device=device, coordinates=coordinates, batchnorm=batchnorm, params=params,
+                            masks=masks)
+    n, k = problem.n_samples, problem.n_outputs
+    Yt = _targets(Y, n, k, problem.device)
+    theta0 = {name: problem.values[name] for name in problem.names}
+    out0, vjp_fn = torch.func.vjp(problem.f, theta0)
+    r0 = (out0 - Yt.reshape(-1)).detach()
+    jvp = _jvp_at(problem, theta0, vjp_fn, out0)
+    keep: dict[str, torch.Tensor | None] = {}
+    for name in problem.names:
+        idx = problem.cols[name]
+        if idx is None:
+            keep[name] = None
+        else:
+            mk = torch.zeros(theta0[name].numel(), dtype=torch.float64, device=problem.device)
+            mk[idx] = 1.0
+            keep[name] = mk.reshape(theta0[name].shape)
+
+    delta = {name: torch.zeros_like(t) for name, t in theta0.items()}
+    m1 = {name: torch.zeros_like(t) for name, t in theta0.items()}
+    m2 = {name: torch.zeros_like(t) for name, t in theta0.items()}
+    losses = np.full(steps + 1, math.inf)
+    r = r0
+    with torch.no_grad():
+        losses[0] = float(r @ r) / (2.0 * n)
+        for t in range(1, steps + 1):
+            (g,) = vjp_fn(r / n)
+            for name in problem.names:
+                gn = g[name].detach()
+                if keep[name] is not None:
+                    gn = gn * keep[name]
+                if optimizer == "gd":
+                    delta[name].add_(gn, alpha=-lr)
+                    continue
+                m1[name].lerp_(gn, 1.0 - b1)
+                m2[name].mul_(b2).addcmul_(gn, gn, value=1.0 - b2)
+                denom = (m2[name].sqrt() / math.sqrt(1.0 - b2 ** t)).add_(eps)
+                delta[name].addcdiv_(m1[name], denom, value=-lr / (1.0 - b1 ** t))
+            r = r0 + jvp(delta)
+            value = float(r @ r) / (2.0 * n)
+            if not math.isfinite(value):
+                break
+            losses[t] = value
+    step_norm = math.sqrt(sum(float((d * d).sum()) for d in delta.values()))
+    return LinearisedForecast(
+        losses=losses, optimizer=optimizer, lr=lr, betas=(b1, b2), eps=eps, steps=steps, step_norm=step_norm,
+        n_samples=n, n_outputs=k, n_params=problem.n_params, time_s=time.perf_counter() - t0,
+        notes=tuple(problem.notes), **_summary(losses),
+    )
+
+
+def _jvp_at(problem: Any, theta0: dict[str, torch.Tensor], vjp_fn: Any, out0: torch.Tensor):
+    """``v -> J v`` at ``theta0``: the transpose of the (linear) ``vjp_fn``, else ``torch.func.jvp``."""
+    try:
+        _, transpose = torch.func.vjp(vjp_fn, torch.zeros_like(out0))
+
+        def jvp(v: dict[str, torch.Tensor]) -> torch.Tensor:
+            return transpose((v,))[0].detach()
+
+        probe = {name: torch.ones_like(t) for name, t in theta0.items()}
+        jvp(probe)
+        return jvp
+    except Exception:  # noqa: BLE001 - a model whose backward is not differentiable
+
+        def jvp_direct(v: dict[str, torch.Tensor]) -> torch.Tensor:
+            return torch.func.jvp(problem.f, (theta0,), (v,))[1].detach()
+
+        return jvp_direct

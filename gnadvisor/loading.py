@@ -234,8 +234,12 @@ def numel(shape: tuple[int, ...]) -> int:
 
 def data_for_model(model: nn.Module, source: str = "digits", *, n_samples: int | None = None,
                    input_shape: tuple[int, ...] | None = None, whiten: bool = False,
-                   standardize: bool = False, seed: int = 0, default_samples: int = 500):
+                   standardize: bool = False, seed: int = 0, default_samples: int = 500,
+                   targets_file: str | Path | None = None):
     """Load data shaped for ``model``: the explicit ``input_shape``, else the first layer's.
+
+    ``targets_file``: targets from their own file, as :func:`gnadvisor.load_data` (one row per
+    sample of the source before subsampling, so the subsample keeps matching rows).
 
     ``n_samples=None`` takes ``default_samples`` of digits/synthetic data and every row of a file.
     Digits feed a model that starts with ``Conv2d(C, ...)`` as C x 8 x 8 images (the grey channel
@@ -259,4 +263,6 @@ def data_for_model(model: nn.Module, source: str = "digits", *, n_samples: int |
         kwargs["input_shape"] = shape
     elif shape is not None:
         kwargs["input_shape"] = shape
+    if targets_file is not None:
+        kwargs["targets_file"] = targets_file
     return load_data(source, n_samples=n_samples, whiten=whiten, standardize=standardize, seed=seed, **kwargs)

@@ -358,3 +358,77 @@ def test_dataset_validates_on_construction():
         Dataset(X=torch.zeros(2, 3, dtype=torch.float32), Y=None, name="x", input_shape=(3,))
     with pytest.raises(GNAdvisorError, match="input_shape"):
         Dataset(X=torch.zeros(2, 3, dtype=torch.float64), Y=None, name="x", input_shape=(4,))
+
+
+# ---------------------------------------------------------------------------------- targets_file
+
+
+def _digits_raw() -> np.ndarray:
+    from sklearn.datasets import load_digits
+
+    return np.asarray(load_digits().data, dtype=np.float64) / 16.0
+
+
+def test_targets_file_rows_follow_the_subsample(tmp_path):
+    # targets that are a function of the inputs: whatever rows the subsample picks, Y must equal X @ A
+    A = np.random.default_rng(3).normal(size=(64, 3))
+    path = tmp_path / "t.npy"
+    np.save(path, _digits_raw() @ A)
+    ds = load_data("digits", n_samples=40, seed=5, targets_file=path)
+    assert ds.Y.shape == (40, 3) and ds.n_classes is None
+    np.testing.assert_allclose(ds.Y.numpy(), ds.X.numpy() @ A, rtol=0, atol=1e-12)
+    assert any("t.npy" in note for note in ds.notes)
+    # with reshaping to images the rows still match
+    ds = load_data("digits", n_samples=7, input_shape=(1, 8, 8), targets_file=path)
+    np.testing.assert_allclose(ds.Y.numpy(), ds.X.reshape(7, 64).numpy() @ A, atol=1e-12)
+
+
+def test_targets_file_formats(tmp_path):
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    np.save(tmp_path / "x.npy", X)
+    Yv = X[:, :2] * 3.0
+    labels = np.array([2, 0, 1, 2, 0])
+    np.savez(tmp_path / "a.npz", Y=Yv)
+    np.savez(tmp_path / "single.npz", whatever=Yv)
+    torch.save(torch.from_numpy(Yv), tmp_path / "t.pt")
+    torch.save({"y": torch.from_numpy(labels)}, tmp_path / "d.pt")
+    (tmp_path / "h.csv").write_text("u,v\n" + "\n".join(f"{a},{b}" for a, b in Yv) + "\n")
+    (tmp_path / "lab.csv").write_text("\n".join(str(v) for v in labels) + "\n")
+    for name in ("a.npz", "single.npz", "t.pt", "h.csv"):
+        ds = load_data(tmp_path / "x.npy", targets_file=tmp_path / name)
+        np.testing.assert_allclose(ds.Y.numpy(), Yv, rtol=1e-15, err_msg=name)
+    for name in ("d.pt", "lab.csv"):
+        ds = load_data(tmp_path / "x.npy", targets_file=tmp_path / name)
+        assert np.array_equal(ds.Y.numpy(), np.eye(3)[labels]) and ds.n_classes == 3, name
+    # replaces the source's own targets; synthetic data takes one row per generated sample
+    np.savez(tmp_path / "xy.npz", X=X, Y=np.zeros((5, 4)))
+    assert np.allclose(load_data(tmp_path / "xy.npz", targets_file=tmp_path / "a.npz").Y.numpy(), Yv)
+    ds = load_data("synthetic", n_samples=5, input_dim=3, targets_file=tmp_path / "t.pt")
+    np.testing.assert_allclose(ds.Y.numpy(), Yv)
+
+
+def test_targets_file_errors_are_one_line(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((6, 2)))
+    np.save(tmp_path / "short.npy", np.zeros((5, 2)))
+    (tmp_path / "bad.npy").write_bytes(b"\x00 not numpy \xff" * 5)
+    (tmp_path / "text.csv").write_text("a\nhello\nx\ny\nz\nw\n")
+    np.savez(tmp_path / "two.npz", a=np.zeros((6, 1)), b=np.zeros((6, 1)))
+    np.save(tmp_path / "cube.npy", np.zeros((6, 2, 2)))
+    (tmp_path / "t.txt").write_text("1")
+    cases = [
+        ("short.npy", r"one row per sample of x\.npy \(6 rows.*got 5"),
+        ("bad.npy", "could not be read as .npy"),
+        ("text.csv", "must be numeric"),
+        ("two.npz", "named 'Y'"),
+        ("cube.npy", "1-D or 2-D"),
+        ("t.txt", "must end in"),
+        ("missing.npy", "does not exist"),
+    ]
+    for name, pattern in cases:
+        with pytest.raises(GNAdvisorError, match=pattern) as info:
+            load_data(tmp_path / "x.npy", targets_file=tmp_path / name)
+        assert "\n" not in str(info.value), name
+    with pytest.raises(GNAdvisorError, match="not both"):
+        load_data(tmp_path / "x.npy", targets="onehot", targets_file=tmp_path / "short.npy")
+    with pytest.raises(GNAdvisorError, match=r"1797 rows"):
+        load_data("digits", n_samples=10, targets_file=tmp_path / "short.npy")

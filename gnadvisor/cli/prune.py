@@ -92,14 +92,22 @@ def _parse_lr(ctx, param, value):
                    "speed reflects kappa alone. Adam: auto means 1e-3.")
 @click.option("--method", type=click.Choice(["auto", "kronecker", "gram", "jacobian", "lanczos"]), default="auto",
               show_default=True, help="Spectrum route.")
+@click.option("--forecast-steps", type=click.IntRange(min=0), default=0, show_default=True, metavar="T",
+              help="Also forecast, per cell and without training, the loss after T steps of FULL-BATCH gradient "
+                   "descent on the kept coordinates at lr = 1/lambda_max of that cell's kept GN, from the linearised "
+                   "(NTK / Gauss-Newton) dynamics (columns: loss ratio L_T/L_0 and L_T). This differs from "
+                   "--train-steps, which runs --optimizer (minibatch SGD by default) at --lr (by default the dense "
+                   "model's 1/lambda_max, shared by every cell): with --train-steps (sgd/gd) the forecast at each "
+                   "cell's training lr is shown too, and both forecasts are rank-correlated with the measured loss. "
+                   "Use T = --train-steps for a like-for-like comparison.")
 @device_option
 @seed_option
 @json_option
 @csv_option
 @out_option
 def prune(model, kwargs_json, spec_json, spec_file, depth, width, activation, data, n_samples, input_shape, whiten,
-          standardize, schemes, sparsities, n_seeds, coordinates, train_steps, optimizer, lr, method, device, seed,
-          as_json, csv_path, out_dir):
+          standardize, schemes, sparsities, n_seeds, coordinates, train_steps, optimizer, lr, method, forecast_steps,
+          device, seed, as_json, csv_path, out_dir):
     """Compare pruning schemes x sparsities by the GN condition number and by training.
 
     MODEL is a family name (mlp, resmlp, cnn: built from --depth, --width, --activation and the
@@ -112,6 +120,7 @@ def prune(model, kwargs_json, spec_json, spec_file, depth, width, activation, da
     Examples:
       gnadvisor prune mlp --sparsity 0,0.5,0.9 --train-steps 200
       gnadvisor prune mlp --schemes magnitude,random --coordinates both --json
+      gnadvisor prune mlp --sparsity 0,0.5,0.9 --forecast-steps 100 --train-steps 100 --optimizer gd
       gnadvisor prune examples/models/mlp_bn.py:make_model --kwargs '{"width": 32}' --out plots/
     """
     import torch
@@ -133,7 +142,7 @@ def prune(model, kwargs_json, spec_json, spec_file, depth, width, activation, da
         res = compare_pruning(target, ds.X, ds.Y, schemes=schemes, sparsities=sparsities,
                               seeds=[seed + i for i in range(n_seeds)], coordinates=coordinates,
                               train_steps=train_steps, optimizer=optimizer, lr=lr, device=device, method=method,
-                              progress=progress)
+                              progress=progress, forecast_steps=forecast_steps)
     finally:
         bar.close()
     _render(label, ds, res, as_json, csv_path, out_dir)
@@ -213,6 +222,12 @@ def _render(label, ds, res, as_json, csv_path, out_dir):
         lr_text = ("1/lambda_max of each cell's kept GN (column lr, mean over seeds)" if per_cell
                    else f"per seed: {', '.join(fmt(v) for v in res.lrs)}")
         click.echo(f"training: {steps} {res.optimizer} steps, masks fixed, lr {lr_text}")
+    fsteps = res.forecast_steps
+    train_lr_fc = bool(fsteps and steps and res.optimizer != "adam")
+    if fsteps:
+        click.echo(f"forecast (no training): loss after {fsteps} full-batch GD steps on the kept coordinates, "
+                   "linearised dynamics, at lr = 1/lambda_max of each cell's kept GN (fc ratio = L_T/L_0, fc loss = L_T)"
+                   + ("; 'fc loss (train lr)': the same forecast at the cell's training lr" if train_lr_fc else ""))
     titles = {"kept": "GN on the kept coordinates (the GN that governs training of the pruned net)",
               "all": "GN on all coordinates, pruned ones included (the paper's convention)"}
     for c in res.coordinates:
@@ -220,12 +235,17 @@ def _render(label, ds, res, as_json, csv_path, out_dir):
         header = ["scheme", "sparsity", "pruned", "kappa", "± std", "lambda_max", "lambda_min!=0", "rank"]
         if steps:
             header += [f"loss@{steps}", "± std"] + (["lr"] if per_cell else [])
+        if fsteps:
+            header += [f"fc ratio@{fsteps}", "± std", f"fc loss@{fsteps}"] + (["fc loss (train lr)"] if train_lr_fc else [])
         rows = []
         for r in (r for r in res.rows if r.coordinates == c):
             row = [r.scheme, r.sparsity, r.sparsity_achieved, r.condition_number, r.condition_number_std,
                    r.lambda_max, r.lambda_min, r.rank]
             if steps:
                 row += [r.final_loss, r.final_loss_std] + ([r.lr] if per_cell else [])
+            if fsteps:
+                row += [r.forecast_loss_ratio, r.forecast_loss_ratio_std, r.forecast_final_loss]
+                row += [r.forecast_final_loss_train_lr] if train_lr_fc else []
             rows.append(row)
         click.echo(table(rows, header))
         if steps:
@@ -234,6 +254,12 @@ def _render(label, ds, res, as_json, csv_path, out_dir):
                        f"Spearman {fmt(rc.spearman)} (p = {fmt(rc.spearman_pvalue)}), "
                        f"Kendall {fmt(rc.kendall)} (p = {fmt(rc.kendall_pvalue)}); positive = kappa ranks the "
                        "schemes as training does")
+    for key, what in (("cell_lr", "at lr = 1/lambda_max of each cell"), ("train_lr", "at the training lr")):
+        rc = res.forecast_rank_correlation.get(key)
+        if rc is not None:
+            click.echo(f"rank correlation of the forecast loss after {fsteps} steps {what} with the loss after {steps} "
+                       f"training steps over {rc.n_cells} cells: Spearman {fmt(rc.spearman)} "
+                       f"(p = {fmt(rc.spearman_pvalue)}), Kendall {fmt(rc.kendall)} (p = {fmt(rc.kendall_pvalue)})")
     if any(r.n_degenerate for r in res.rows):
         click.echo("\nkappa = inf: G has no non-zero eigenvalue on these coordinates (a fully pruned layer cuts the "
                    "network, so its output no longer depends on the kept weights)")

@@ -57,7 +57,9 @@ def validate(specs_path, space, set_name, depths, per_depth, data, n_samples, in
     """Train architectures and report how well each score predicts their training speed.
 
     Every architecture is trained for T full-batch steps with GD (lr = c/lambda_max), Adam and
-    SGD (fixed lr), from several initialisations. For each score (the loss forecast, kappa at
+    SGD (fixed lr), from several initialisations. For each score (the loss forecast, matched to
+    each optimiser: the GD forecast under GD, Adam run on the linearised model under Adam, GD at
+    the SGD step under SGD; kappa at
     several rank cuts, the analytic bound, parameter count, the initial loss, grad-norm, SNIP,
     SynFlow, NASWOT, TE-NAS) it reports Spearman and Kendall correlations with the measured
     loss decrease log(L0/LT) and with -log(LT), bootstrap confidence intervals over
@@ -151,9 +153,10 @@ def _render(res, source, as_json, csv_path, out_dir):
                                     f"{ref} - score", f"{ref} - score (partial)", "n"]))
     click.echo("\nseed-to-seed stability (Spearman between seeds):")
     click.echo(table([[r["quantity"], r["spearman"], r["n"]] for r in res.stability], ["quantity", "Spearman", "n"]))
-    click.echo("\nforecast fit under GD (error = predicted - measured log(L0/LT)):")
-    click.echo(table([[r["group"], r["n_runs"], r["median_error"], r["median_abs_error"], r["spearman"]]
-                      for r in res.forecast_fit], ["group", "runs", "median error", "median |error|", "Spearman"]))
+    click.echo("\nforecast fit, matched forecast per optimiser (error = predicted - measured log(L0/LT)):")
+    click.echo(table([[r["optimizer"], r["group"], r["n_runs"], r["median_error"], r["median_abs_error"], r["spearman"]]
+                      for r in res.forecast_fit],
+                     ["optimiser", "group", "runs", "median error", "median |error|", "Spearman"]))
     for note in res.notes:
         click.echo(f"note: {note}")
     if out_dir:
@@ -185,6 +188,8 @@ def _plots(res, out: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from ..validation.runner import matched_score
+
     acts = sorted({r["activation"] for r in res.records})
     colors = {a: plt.cm.tab10(i) for i, a in enumerate(acts)}
     names = list(res.scores)
@@ -195,7 +200,8 @@ def _plots(res, out: Path) -> None:
         for ax, name in zip(axes.flat, names):
             sign = res.scores[name][0]
             for a in acts:
-                pts = [(sign * r["scores"][name], r["measured"][opt]["speed"]) for r in res.records if r["activation"] == a]
+                key = matched_score(name, opt)
+                pts = [(sign * r["scores"][key], r["measured"][opt]["speed"]) for r in res.records if r["activation"] == a]
                 pts = [(x, y) for x, y in pts if np.isfinite(x) and np.isfinite(y)]
                 if pts:
                     x, y = zip(*pts)
@@ -214,22 +220,24 @@ def _plots(res, out: Path) -> None:
         fig.savefig(out / f"scores_vs_speed_{opt}.png", dpi=110)
         plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for a in acts:
-        pts = [(r["scores"]["forecast"], r["measured"]["gd"]["speed"]) for r in res.records if r["activation"] == a]
-        pts = [(x, y) for x, y in pts if np.isfinite(x) and np.isfinite(y)]
-        if pts:
-            x, y = zip(*pts)
-            ax.scatter(x, y, s=12, color=colors[a], label=a)
-    lim = ax.get_xlim()
-    ax.plot(lim, lim, "k--", lw=0.8)
-    ax.set_xlabel("forecast log(L0/LT)")
-    ax.set_ylabel("measured log(L0/LT), GD at lr = c/lambda_max")
-    ax.legend(fontsize=7)
-    ax.set_title("forecast vs measured (GD)")
-    fig.tight_layout()
-    fig.savefig(out / "forecast_vs_measured_gd.png", dpi=110)
-    plt.close(fig)
+    for opt, ylabel in (("gd", "GD at lr = c/lambda_max"), ("adam", f"Adam at lr = {res.config.adam_lr:g}")):
+        key = matched_score("forecast", opt)
+        fig, ax = plt.subplots(figsize=(5, 5))
+        for a in acts:
+            pts = [(r["scores"][key], r["measured"][opt]["speed"]) for r in res.records if r["activation"] == a]
+            pts = [(x, y) for x, y in pts if np.isfinite(x) and np.isfinite(y)]
+            if pts:
+                x, y = zip(*pts)
+                ax.scatter(x, y, s=12, color=colors[a], label=a)
+        lim = ax.get_xlim()
+        ax.plot(lim, lim, "k--", lw=0.8)
+        ax.set_xlabel(f"{key} log(L0/LT)")
+        ax.set_ylabel(f"measured log(L0/LT), {ylabel}")
+        ax.legend(fontsize=7)
+        ax.set_title(f"linearised forecast vs measured ({opt})")
+        fig.tight_layout()
+        fig.savefig(out / f"forecast_vs_measured_{opt}.png", dpi=110)
+        plt.close(fig)
 
     picks = [r for r in res.records if r["seed"] == res.config.seeds[0] and r.get("forecast_losses")]
     picks = picks[:: max(1, len(picks) // 9)][:9]

@@ -6,8 +6,10 @@ that training slows down. :func:`compare_pruning` measures both for any model an
 scheme: for each scheme x sparsity x seed it installs the masks (:func:`prune_model`), computes
 ``kappa`` of the GN with :func:`gnadvisor.gn_spectrum` on the kept coordinates, on all coordinates
 (the paper's convention), or both (gn-theory Sec. 7), optionally trains the pruned model with the
-masks fixed (:func:`gnadvisor.training.train`), and aggregates over seeds.
-:func:`measure_pruning` does one (scheme, sparsity, seed) cell; the architecture search reuses it.
+masks fixed (:func:`gnadvisor.training.train`), optionally forecasts the training loss from the
+linearised dynamics (:func:`gnadvisor.gn_forecast`, full-batch GD on the kept coordinates), and
+aggregates over seeds. :func:`measure_pruning` does one (scheme, sparsity, seed) cell; the
+architecture search reuses it.
 
 ==================  ===============================  =========================================
 paper               code                             meaning
@@ -17,6 +19,7 @@ lambda_max          ``lambda_max``                   largest eigenvalue of G
 lambda_min!=0       ``lambda_min``                   smallest non-zero eigenvalue of G
 s                   ``sparsity``                     requested fraction of pruned weights
 L(theta)            ``final_loss``                   (1/(2n)) sum_i ||f(x_i) - y_i||^2
+L_T / L_0           ``forecast_loss_ratio``          forecast loss ratio after T GD steps
 ==================  ===============================  =========================================
 """
 
@@ -104,6 +107,14 @@ class PruningRun:
         Whether training diverged.
     notes : tuple of str
         What happened, one sentence each.
+    forecast : Forecast or None
+        With ``forecast_steps > 0``: :func:`gnadvisor.gn_forecast` of this pruned model, full-batch
+        GD on the kept coordinates at its default ``lr = 1 / lambda_max`` of the kept GN. When G is
+        zero on the kept coordinates the gradient vanishes: a constant forecast ``L_t = L_0``
+        (``ratio = 1``, ``lr = nan``, ``lambda_max = 0``).
+    forecast_train_lr : Forecast or None
+        The same forecast at the learning rate used for training (``lr``), when the cell was
+        trained with SGD or GD (not Adam): ``forecast.with_schedule(lr=lr)``, no new Gram.
     """
 
     scheme: str
@@ -119,6 +130,8 @@ class PruningRun:
     final_loss: float | None = None
     diverged: bool | None = None
     notes: tuple[str, ...] = ()
+    forecast: Any = None
+    forecast_train_lr: Any = None
 
     def condition_number(self, coordinates: str = "kept") -> float:
         """kappa on ``coordinates``; ``inf`` when G has no non-zero eigenvalue."""
@@ -159,7 +172,19 @@ class PruningRun:
                 "degenerate": s is None, "lr": self.lr, "final_loss": _num(self.final_loss),
                 "diverged": self.diverged,
             })
+            out[-1].update(self._forecast_fields())
         return {"cells": out, "notes": list(self.notes)}
+
+    def _forecast_fields(self) -> dict[str, Any]:
+        """Per-seed forecast numbers (empty without a forecast)."""
+        f, ft = self.forecast, self.forecast_train_lr
+        if f is None:
+            return {}
+        return {"forecast_steps": f.steps, "forecast_lr": _num(f.lr), "forecast_initial_loss": _num(f.initial_loss),
+                "forecast_final_loss": _num(f.final_loss), "forecast_loss_ratio": _num(f.ratio),
+                "forecast_log_decrease": _num(f.log_decrease), "forecast_stable": f.stable,
+                "forecast_final_loss_train_lr": None if ft is None else _num(ft.final_loss),
+                "forecast_loss_ratio_train_lr": None if ft is None else _num(ft.ratio)}
 
 
 @dataclass(frozen=True)
@@ -168,6 +193,12 @@ class PruningRow:
 
     ``*_std`` are population standard deviations over seeds (``ddof=0``; 0 with one seed).
     Means over seeds that include an ``inf`` are ``inf`` with a ``nan`` spread.
+
+    ``forecast_*`` (``None`` without ``forecast_steps``): the linearised forecast of full-batch GD
+    on the kept coordinates after ``forecast_steps`` steps, at ``lr = 1 / lambda_max`` of each
+    seed's kept GN (``forecast_lr``, mean over seeds): ``forecast_loss_ratio = L_T / L_0`` and
+    ``forecast_final_loss = L_T``; ``*_train_lr``: the same forecast at the learning rate each seed
+    was trained with (SGD/GD only).
     """
 
     scheme: str
@@ -189,6 +220,13 @@ class PruningRow:
     final_loss_std: float | None = None
     n_diverged: int | None = None
     lr: float | None = None
+    forecast_loss_ratio: float | None = None
+    forecast_loss_ratio_std: float | None = None
+    forecast_final_loss: float | None = None
+    forecast_final_loss_std: float | None = None
+    forecast_lr: float | None = None
+    forecast_loss_ratio_train_lr: float | None = None
+    forecast_final_loss_train_lr: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``inf`` as the string ``"inf"``, ``nan`` as ``None``)."""
@@ -227,16 +265,17 @@ class PruningCurve:
 
 @dataclass(frozen=True)
 class RankCorrelation:
-    """Rank correlation between kappa and the loss after training, over the cells.
+    """Rank correlation between kappa (or the forecast loss) and the loss after training, over the cells.
 
     Positive values mean that cells with a larger kappa train to a larger loss, as the paper's
-    theory predicts. ``nan`` when fewer than 3 cells have both numbers, or when one of the two
-    is constant over the cells.
+    theory predicts (for the forecast: that the forecast ranks the cells as training does).
+    ``nan`` when fewer than 3 cells have both numbers, or when one of the two is constant over
+    the cells.
 
     Attributes
     ----------
     coordinates : str
-        Which kappa (``"kept"`` or ``"all"``).
+        Which kappa (``"kept"`` or ``"all"``); ``"kept"`` for the forecast.
     n_cells : int
         Number of (scheme, sparsity) cells used (the dense cell counts once).
     spearman, spearman_pvalue : float
@@ -290,6 +329,13 @@ class PruningComparison:
         ``"module"`` (fixed weights), ``"spec"`` or ``"factory"`` (re-initialised per seed).
     notes : tuple of str
         Conventions and anything worth knowing, one sentence each.
+    forecast_steps : int
+        Forecast horizon ``T`` (0: no forecast).
+    forecast_rank_correlation : dict of str to RankCorrelation
+        With a forecast and training: ``"cell_lr"`` (forecast at ``1 / lambda_max`` of each cell)
+        and, for SGD/GD, ``"train_lr"`` (forecast at the training lr): rank correlation of the
+        forecast loss ``L_T`` (mean over seeds) with the measured loss after training (mean over
+        seeds) over the cells; else empty.
     """
 
     rows: tuple[PruningRow, ...]
@@ -307,6 +353,8 @@ class PruningComparison:
     n_samples: int
     model_kind: str
     notes: tuple[str, ...] = ()
+    forecast_steps: int = 0
+    forecast_rank_correlation: Mapping[str, RankCorrelation] = dataclasses.field(default_factory=dict)
 
     def row(self, scheme: str, sparsity: float, coordinates: str = "kept") -> PruningRow:
         """The row of one cell (``scheme="dense"`` for sparsity 0).
@@ -322,12 +370,22 @@ class PruningComparison:
         raise KeyError((scheme, sparsity, coordinates))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: ``rows``, ``runs`` (per seed), ``curves``, ``rank_correlation``, settings."""
+        """JSON-ready dict: ``rows``, ``runs`` (per seed), ``curves``, ``rank_correlation``, settings.
+
+        With a forecast, rows and runs carry ``forecast_*`` keys and the dict has
+        ``forecast_rank_correlation``; without one (``forecast_steps == 0``) rows have no
+        ``forecast_*`` keys.
+        """
+        rows = [r.to_dict() for r in self.rows]
+        if not self.forecast_steps:
+            rows = [{k: v for k, v in r.items() if not k.startswith("forecast_")} for r in rows]
         return {
-            "rows": [r.to_dict() for r in self.rows],
+            "rows": rows,
             "runs": [c for run in self.runs for c in run.to_dict()["cells"]],
             "curves": [c.to_dict() for c in self.curves],
             "rank_correlation": {k: v.to_dict() for k, v in self.rank_correlation.items()},
+            "forecast_steps": self.forecast_steps,
+            "forecast_rank_correlation": {k: v.to_dict() for k, v in self.forecast_rank_correlation.items()},
             "schemes": list(self.schemes),
             "sparsities": list(self.sparsities),
             "seeds": list(self.seeds),
@@ -353,7 +411,10 @@ class PruningComparison:
 
         check_choice("level", level, ("rows", "runs"))
         if level == "rows":
-            return pd.DataFrame([dataclasses.asdict(r) for r in self.rows])
+            frame = pd.DataFrame([dataclasses.asdict(r) for r in self.rows])
+            if not self.forecast_steps:
+                frame = frame.drop(columns=[c for c in frame.columns if c.startswith("forecast_")])
+            return frame
         records = []
         for run in self.runs:
             for c in run.spectra:
@@ -363,6 +424,7 @@ class PruningComparison:
                     "lambda_max": run.lambda_max(c), "lambda_min": run.lambda_min(c), "rank": run.rank(c),
                     "n_params": run.n_params(c), "collapsed_layers": ",".join(run.collapsed_layers),
                     "lr": run.lr, "final_loss": run.final_loss, "diverged": run.diverged,
+                    **run._forecast_fields(),
                 })
         return pd.DataFrame(records)
 
@@ -387,6 +449,7 @@ def measure_pruning(
     device: str = "auto",
     method: str = "auto",
     scheme_options: Mapping[str, Any] | None = None,
+    forecast_steps: int = 0,
 ) -> PruningRun:
     """Prune ``model`` with one scheme, measure the GN conditioning, optionally train.
 
@@ -425,6 +488,10 @@ def measure_pruning(
         Spectrum route, see :func:`gnadvisor.gn_spectrum`.
     scheme_options : dict, optional
         Extra options of the scheme, e.g. ``{"iterations": 10}`` for ``"synflow"``.
+    forecast_steps : int, default 0
+        Also forecast the loss after this many steps of full-batch GD on the kept coordinates
+        at ``lr = 1 / lambda_max`` of the kept GN (:func:`gnadvisor.gn_forecast`; needs ``Y``);
+        with training by SGD/GD, also at the training lr. 0: no forecast.
 
     Returns
     -------
@@ -461,7 +528,8 @@ def measure_pruning(
     sparsity = check_fraction("sparsity", sparsity)
     seed = check_positive_int("seed", seed, allow_zero=True)
     train_steps = check_positive_int("train_steps", train_steps, allow_zero=True)
-    Xt, Yt = _check_data(X, Y, [scheme] if scheme else [], train_steps)
+    forecast_steps = check_positive_int("forecast_steps", forecast_steps, allow_zero=True)
+    Xt, Yt = _check_data(X, Y, [scheme] if scheme else [], train_steps, forecast_steps)
     if train_steps:
         if lr is None:
             raise GNAdvisorError("lr must be given when train_steps > 0, got None; e.g. lr=0.01 or 'auto-cell'")
@@ -470,11 +538,11 @@ def measure_pruning(
     check_unpruned(model)
     return _measure(model, scheme, sparsity, Xt, Yt, seed=seed, coords=coords, train_steps=train_steps,
                     optimizer=optimizer, lr=lr, batch_size=batch_size, record_every=record_every, device=device,
-                    method=method, options=dict(scheme_options or {}), cache={})
+                    method=method, options=dict(scheme_options or {}), cache={}, forecast_steps=forecast_steps)
 
 
 def _measure(model, scheme, sparsity, X, Y, *, seed, coords, train_steps, optimizer, lr, batch_size,
-             record_every, device, method, options, cache) -> PruningRun:
+             record_every, device, method, options, cache, forecast_steps=0) -> PruningRun:
     from gnadvisor.pruning import prune_model, sparsity_report
     from gnadvisor.training import train
 
@@ -495,6 +563,10 @@ def _measure(model, scheme, sparsity, X, Y, *, seed, coords, train_steps, optimi
         # A collapsed layer can make f(x) identically 0, which passes the Kronecker route's probe for
         # "linear in x" although the net is not linear around these weights: use the Gram route.
         route = "gram"
+    forecast = None
+    if forecast_steps:  # first: shares its Gram with the kept spectrum (cached for _spectrum)
+        forecast = _forecast(net, X, Y, key_masks, cache, device, route, label, sparsity, seed, notes,
+                             forecast_steps)
     spectra = {c: _spectrum(net, X, c, key_masks, cache, device, route, label, sparsity, seed, notes)
                for c in coords}
     if train_steps and lr == "auto-cell":
@@ -503,13 +575,74 @@ def _measure(model, scheme, sparsity, X, Y, *, seed, coords, train_steps, optimi
         # G = 0 means J = 0: the gradient J^T r / n vanishes and no lr changes anything
         lr = 1.0 / kept.lambda_max if kept is not None else 1.0
     run = dict(scheme=label, sparsity=sparsity, seed=seed, sparsity_achieved=float(report["sparsity"]),
-               n_weights=int(report["numel"]), collapsed_layers=collapsed, spectra=spectra, notes=tuple(notes))
+               n_weights=int(report["numel"]), collapsed_layers=collapsed, spectra=spectra, notes=tuple(notes),
+               forecast=forecast)
     if train_steps:
         res = train(net, X, Y, steps=train_steps, optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed,
                     record_every=record_every)
         run.update(lr=res.lr, loss_steps=res.loss_steps, losses=res.losses, final_loss=res.final_loss,
                    diverged=res.diverged)
+        if forecast is not None and optimizer != "adam":
+            run.update(forecast_train_lr=forecast.with_schedule(lr=res.lr))
     return PruningRun(**run)
+
+
+def _forecast(net, X, Y, key_masks, cache, device, route, label, sparsity, seed, notes, steps):
+    """The kept-coordinate forecast through the cache, computed with the kept spectrum when possible.
+
+    G = 0 on the kept coordinates (a collapsed layer) means a zero gradient: the forecast is the
+    constant initial loss (see :func:`_static_forecast`), and the kept spectrum is cached as ``None``.
+    """
+    from gnadvisor.forecast import gn_forecast
+    from gnadvisor.score import spectrum_and_forecast
+
+    skey = (None, None) if key_masks is None else ("kept", key_masks)
+    fkey = ("forecast", steps, skey)
+    if fkey in cache:
+        return cache[fkey]
+    try:
+        if skey in cache:  # spectrum known already (e.g. another seed): one more Gram for the forecast
+            if cache[skey] is None:
+                raise GNAdvisorError(_DEGENERATE[0])
+            fc = gn_forecast(net, X, Y, steps=steps, device=device, coordinates="kept")
+        else:
+            spec, fc = spectrum_and_forecast(net, X, Y, steps=steps, method=route, device=device, coordinates="kept")
+            cache[skey] = spec
+    except GNAdvisorError as exc:
+        if not any(msg in str(exc) for msg in _DEGENERATE):
+            raise
+        if skey not in cache:
+            cache[skey] = None
+            notes.append(f"{label} at sparsity {sparsity:g} (seed {seed}), coordinates=kept: G has no non-zero "
+                         f"eigenvalue ({exc}); kappa reported as inf")
+        fc = _static_forecast(net, X, Y, steps, device)
+        notes.append(f"{label} at sparsity {sparsity:g} (seed {seed}): G = 0 on the kept coordinates, so the gradient "
+                     "vanishes and the forecast loss stays at its initial value (ratio 1)")
+    cache[fkey] = fc
+    return fc
+
+
+def _static_forecast(net, X, Y, steps, device):
+    """The forecast of a model whose kept coordinates do not move the output: ``L_t = L_0``."""
+    from gnadvisor.forecast import Forecast, _summary
+    from gnadvisor.spectrum._problem import build_problem
+
+    from gnadvisor.score import _check_targets
+
+    problem = build_problem(net, X, device=device, coordinates="all")
+    Yt = _check_targets(Y, problem.n_samples, problem.n_outputs)
+    with torch.no_grad():
+        r0 = (problem.f({}) - Yt.to(problem.device).reshape(-1)).cpu().numpy()
+    n = problem.n_samples
+    L0 = float(r0 @ r0) / (2.0 * n)
+    n = problem.n_samples
+    losses = np.full(steps + 1, L0)
+    return Forecast(
+        losses=losses, lr=math.nan, lr_scale=None, steps=steps, loss_floor=L0, stable=True, lambda_max=0.0,
+        lambda_min=math.nan, condition_number=math.inf, rank=0, rtol=math.nan, eigenvalues=np.zeros(r0.size),
+        projections=r0 ** 2, n_samples=n, n_outputs=problem.n_outputs, n_params=0,
+        notes=("G = 0 on the kept coordinates: zero gradient, the loss stays at L_0",), **_summary(losses),
+    )
 
 
 def _spectrum(net, X, c, key_masks, cache, device, route, label, sparsity, seed, notes):
@@ -564,6 +697,7 @@ def compare_pruning(
     method: str = "auto",
     scheme_options: Mapping[str, Mapping[str, Any]] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    forecast_steps: int = 0,
 ) -> PruningComparison:
     """Compare pruning schemes x sparsities by GN conditioning (and training), over seeds.
 
@@ -572,7 +706,8 @@ def compare_pruning(
     global as the scheme defines; SNIP and GraSP scored on ``(X, Y)``), compute kappa of the
     Gauss-Newton matrix with :func:`~gnadvisor.gn_spectrum` and, with ``train_steps > 0``, train
     the pruned model with the masks fixed; then aggregate over seeds and rank-correlate kappa
-    with the loss after training.
+    with the loss after training. With ``forecast_steps = T > 0`` each cell also gets the
+    training-loss forecast of :func:`gnadvisor.gn_forecast` (no training needed).
 
     Parameters
     ----------
@@ -629,6 +764,21 @@ def compare_pruning(
         Extra options per scheme, e.g. ``{"synflow": {"iterations": 10}}``.
     progress : callable, optional
         Called as ``progress(done, total, label)`` after each (seed, scheme, sparsity) cell.
+    forecast_steps : int, default 0
+        ``T > 0``: per cell, forecast the loss ``(1/(2n)) sum ||f - y||^2`` after ``T`` steps of
+        **full-batch gradient descent** on the kept coordinates (what training of the pruned
+        net moves) at ``lr = 1 / lambda_max`` of that cell's kept GN (the forecast's default),
+        from the linearised dynamics ``L_t = sum_i (1 - lr lambda_i)^(2t) (u_i^T r_0)^2 / (2n)``;
+        rows get ``forecast_loss_ratio = L_T / L_0`` and ``forecast_final_loss = L_T`` (mean and
+        std over seeds). This is *not* the training run: ``train_steps`` uses ``optimizer``
+        (minibatch SGD by default) at ``lr`` (by default one rate per seed from the *dense* GN,
+        shared by every cell). So when training with SGD or GD, each cell also gets the forecast
+        at its own training lr (``forecast_*_train_lr``; for SGD the full-batch prediction at the
+        same lr and number of steps, an approximation of the minibatch run; for ``optimizer="gd"``
+        the linearisation of exactly that run when ``T = train_steps``), and with training,
+        ``forecast_rank_correlation`` rank-correlates both forecasts with the measured final loss.
+        The Gram of the kept GN is shared with the kept spectrum where the route allows
+        (:func:`gnadvisor.score.spectrum_and_forecast`). Needs ``Y``.
 
     Returns
     -------
@@ -672,6 +822,7 @@ def compare_pruning(
     seed_list = _check_seeds(seeds)
     coords = _check_coordinates(coordinates)
     train_steps = check_positive_int("train_steps", train_steps, allow_zero=True)
+    forecast_steps = check_positive_int("forecast_steps", forecast_steps, allow_zero=True)
     from gnadvisor.training import OPTIMIZERS
 
     check_choice("optimizer", optimizer, OPTIMIZERS)
@@ -687,7 +838,7 @@ def compare_pruning(
     record_every = (max(1, train_steps // 200) if record_every is None
                     else check_positive_int("record_every", record_every))
     options = _check_scheme_options(scheme_options, scheme_list)
-    Xt, Yt = _check_data(X, Y, scheme_list, train_steps)
+    Xt, Yt = _check_data(X, Y, scheme_list, train_steps, forecast_steps)
     n = int(Xt.shape[0])
     if subsample is not None:
         subsample = check_positive_int("subsample", subsample)
@@ -722,7 +873,7 @@ def compare_pruning(
         if train_steps and lr_rule == "auto":
             dense = _measure(base, None, 0.0, Xs, Ys, seed=seed, coords=("kept",), train_steps=0,
                              optimizer=optimizer, lr=None, batch_size=None, record_every=1, device=device,
-                             method=method, options={}, cache=cache)
+                             method=method, options={}, cache=cache, forecast_steps=forecast_steps)
             lam = dense.lambda_max("kept")
             if not lam > 0:
                 raise GNAdvisorError("lr='auto' needs a non-zero GN of the dense model, got G = 0; pass lr explicitly")
@@ -733,7 +884,7 @@ def compare_pruning(
                 base, scheme, sparsity, Xs, Ys, seed=seed, coords=coords, train_steps=train_steps,
                 optimizer=optimizer, lr=seed_lr if train_steps else None, batch_size=batch_size,
                 record_every=record_every, device=device, method=method,
-                options=options.get(scheme, {}) if scheme else {}, cache=cache))
+                options=options.get(scheme, {}) if scheme else {}, cache=cache, forecast_steps=forecast_steps))
             done += 1
             if progress is not None:
                 progress(done, total, f"seed {seed} {scheme or DENSE} {sparsity:g}")
@@ -744,22 +895,37 @@ def compare_pruning(
                "given": f"{lr} for every cell"}[lr_rule]
         notes.append(f"training: {train_steps} {optimizer} steps on (1/(2n)) sum ||f - y||^2 with masks fixed, "
                      f"lr {how}")
+    if forecast_steps:
+        notes.append(
+            f"forecast: loss after {forecast_steps} steps of full-batch GD on the kept coordinates at lr = 1/lambda_max "
+            "of each cell's kept GN, from the linearised (NTK / Gauss-Newton) dynamics, no training"
+            + (f"; *_train_lr: the same forecast at each cell's training lr ({optimizer} "
+               f"{'is full-batch GD' if optimizer == 'gd' else 'uses minibatches: the forecast is its full-batch counterpart'})"
+               if train_steps and optimizer != "adam" else "")
+        )
     for run in runs:
         notes.extend(run.notes)
 
-    rows = _aggregate(runs, cells, coords, len(seed_list), bool(train_steps))
+    rows = _aggregate(runs, cells, coords, len(seed_list), bool(train_steps), bool(forecast_steps))
     curves = _curves(runs, cells) if train_steps else ()
     corr = {c: _rank_correlation([r for r in rows if r.coordinates == c], c) for c in coords} if train_steps else {}
+    fcorr: dict[str, RankCorrelation] = {}
+    if train_steps and forecast_steps:
+        first = [r for r in rows if r.coordinates == coords[0]]  # forecast numbers are equal across coordinates
+        fcorr["cell_lr"] = _correlate([(r.forecast_final_loss, r.final_loss) for r in first], "kept")
+        if optimizer != "adam":
+            fcorr["train_lr"] = _correlate([(r.forecast_final_loss_train_lr, r.final_loss) for r in first], "kept")
     return PruningComparison(
         rows=tuple(rows), runs=tuple(runs), curves=tuple(curves), rank_correlation=corr,
         schemes=tuple(scheme_list), sparsities=tuple(sparsity_list), seeds=tuple(seed_list),
         coordinates=coords, train_steps=train_steps, optimizer=optimizer,
         lrs=tuple(lrs), lr_rule=lr_rule if train_steps else None, n_samples=subsample or n, model_kind=kind,
-        notes=tuple(dict.fromkeys(notes)),
+        notes=tuple(dict.fromkeys(notes)), forecast_steps=forecast_steps, forecast_rank_correlation=fcorr,
     )
 
 
-def _aggregate(runs: list[PruningRun], cells, coords, n_seeds: int, trained: bool) -> list[PruningRow]:
+def _aggregate(runs: list[PruningRun], cells, coords, n_seeds: int, trained: bool,
+               forecast: bool = False) -> list[PruningRow]:
     rows = []
     for scheme, sparsity in cells:
         label = scheme or DENSE
@@ -772,6 +938,17 @@ def _aggregate(runs: list[PruningRun], cells, coords, n_seeds: int, trained: boo
                 extra = dict(final_loss=_mean(loss), final_loss_std=_std(loss),
                              n_diverged=int(sum(bool(r.diverged) for r in group)),
                              lr=float(np.mean([r.lr for r in group])))
+            if forecast:
+                ratio = np.array([r.forecast.ratio for r in group], dtype=np.float64)
+                fin = np.array([r.forecast.final_loss for r in group], dtype=np.float64)
+                flr = np.array([r.forecast.lr for r in group], dtype=np.float64)
+                extra.update(forecast_loss_ratio=_mean(ratio), forecast_loss_ratio_std=_std(ratio),
+                             forecast_final_loss=_mean(fin), forecast_final_loss_std=_std(fin),
+                             forecast_lr=float(np.mean(flr[np.isfinite(flr)])) if np.isfinite(flr).any() else math.nan)
+                if all(r.forecast_train_lr is not None for r in group):
+                    extra.update(
+                        forecast_loss_ratio_train_lr=_mean(np.array([r.forecast_train_lr.ratio for r in group])),
+                        forecast_final_loss_train_lr=_mean(np.array([r.forecast_train_lr.final_loss for r in group])))
             n_params = [r.n_params(c) for r in group]
             rows.append(PruningRow(
                 scheme=label, sparsity=sparsity, coordinates=c, n_seeds=len(group),
@@ -804,10 +981,14 @@ def _curves(runs: list[PruningRun], cells) -> list[PruningCurve]:
 
 
 def _rank_correlation(rows: list[PruningRow], coordinates: str) -> RankCorrelation:
+    return _correlate([(r.condition_number, r.final_loss) for r in rows], coordinates)
+
+
+def _correlate(values: list[tuple[Any, Any]], coordinates: str) -> RankCorrelation:
+    """Spearman and Kendall over the pairs where both numbers exist and are not nan."""
     from scipy import stats
 
-    pairs = [(r.condition_number, r.final_loss) for r in rows
-             if r.final_loss is not None and not (math.isnan(r.condition_number) or math.isnan(r.final_loss))]
+    pairs = [(x, y) for x, y in values if x is not None and y is not None and not (math.isnan(x) or math.isnan(y))]
     nan = math.nan
     if len(pairs) < 3:
         return RankCorrelation(coordinates, len(pairs), nan, nan, nan, nan)
@@ -918,13 +1099,14 @@ def _check_scheme_options(options: Any, schemes: list[str]) -> dict[str, dict[st
     return out
 
 
-def _check_data(X: Any, Y: Any, schemes: Iterable[str | None], train_steps: int):
+def _check_data(X: Any, Y: Any, schemes: Iterable[str | None], train_steps: int, forecast_steps: int = 0):
     from gnadvisor.pruning import SCHEMES
 
     needs = sorted({s for s in schemes if s and SCHEMES[s].needs_data})
     if Y is None:
-        if needs or train_steps:
-            why = f"scheme(s) {', '.join(needs)}" if needs else f"train_steps={train_steps}"
+        if needs or train_steps or forecast_steps:
+            why = (f"scheme(s) {', '.join(needs)}" if needs else
+                   f"train_steps={train_steps}" if train_steps else f"forecast_steps={forecast_steps}")
             raise GNAdvisorError(f"Y must be given (targets (n, k), e.g. one-hot labels) for {why}, got None")
         Xt = as_float64(X, "X")
         if Xt.ndim < 2 or Xt.shape[0] == 0:

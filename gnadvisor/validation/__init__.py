@@ -17,7 +17,7 @@ module             contents
 =================  ===============================================================
 """
 
-from .runner import OPTIMIZERS, REFERENCE, SCORES, TARGETS, ValidationConfig, ValidationResult, score_names, validate_architectures
+from .runner import MATCHED_FORECAST, OPTIMIZERS, REFERENCE, SCORES, TARGETS, ValidationConfig, ValidationResult, score_names, validate_architectures
 from .space import BUILTIN_SETS, load_specs, sample_space_specs, validation_specs
 from .stats import bootstrap_ci, bootstrap_diff_ci, kendall, partial_spearman, spearman
 from .zero_cost import ZERO_COST_SCORES, grad_norm, naswot, snip, synflow, tenas_kappa, tenas_kappa_from_gram
@@ -31,6 +31,7 @@ __all__ = [
     "TARGETS",
     "REFERENCE",
     "OPTIMIZERS",
+    "MATCHED_FORECAST",
     "score_names",
     # architectures
     "validation_specs",

@@ -5,9 +5,11 @@ SGD batch order) the worker
 
 1. builds the model (:func:`gnadvisor.search.build_pruned_model`);
 2. forms the NTK Gram ``K`` once and from its eigendecomposition takes kappa (default rank cut
-   and coarser ones), the loss forecast (:mod:`gnadvisor.forecast`) and TE-NAS's summed-logit
-   kappa; the analytic bound comes from :func:`gnadvisor.bounds.gn_bounds`, the other zero-cost
-   scores from :mod:`gnadvisor.validation.zero_cost`;
+   and coarser ones), the GD loss forecast (:func:`gnadvisor.forecast.gn_forecast`) and TE-NAS's
+   summed-logit kappa; runs Adam's recurrence on the model linearised at initialisation
+   (:func:`gnadvisor.forecast.linearised_forecast`, the Adam forecast); the analytic bound comes
+   from :func:`gnadvisor.bounds.gn_bounds`, the other zero-cost scores from
+   :mod:`gnadvisor.validation.zero_cost`;
 3. trains a copy for ``steps`` steps three times: (a) full-batch GD with
    ``lr = gd_lr_scale / lambda_max`` (the forecast's own step size), (b) full-batch Adam,
    (c) minibatch SGD with one fixed ``lr`` for every architecture.
@@ -21,8 +23,18 @@ with ``L_t`` the full-data loss of :func:`gnadvisor.train`; both are ``-inf`` wh
 diverged. Each score is *oriented* so that higher means "predicted to train faster"
 (:data:`SCORES`: kappa, TE-NAS kappa and the bound are negated), and the tables report the
 correlation of the oriented score with the target: a negative value means the score points the
-wrong way. ``initial_loss`` (``log10 L_0``) is a control, not an advisor: ``speed`` grows with
-``L_0`` whenever the extra initial loss is easy to remove, so any score that tracks the size of
+wrong way.
+
+``forecast`` is *optimiser-matched* (:data:`MATCHED_FORECAST`): in each optimiser's rows it is
+the linearised forecast of that optimiser with that run's own settings, i.e. ``forecast_gd``
+(GD at ``c / lambda_max``) under GD, ``forecast_adam`` (Adam at ``adam_lr``, torch's default
+betas and eps) under Adam and ``forecast_sgd_lr`` (GD at the SGD step size: the expected SGD
+step) under SGD; the gap columns compare every score with that matched forecast. In the
+records (one per architecture and seed, not per optimiser) ``scores["forecast"]`` holds the GD
+forecast, as ``forecast_gd``.
+
+``initial_loss`` (``log10 L_0``) is a control, not an advisor: ``speed`` grows with ``L_0``
+whenever the extra initial loss is easy to remove, so any score that tracks the size of
 the initial outputs gets part of the speed correlation for free.
 
 Statistics (:mod:`gnadvisor.validation.stats`), over architectures:
@@ -33,8 +45,9 @@ Statistics (:mod:`gnadvisor.validation.stats`), over architectures:
 * Within each activation family: Spearman, as above, no interval.
 * Seed-to-seed stability: Spearman between a score's values under two seeds, averaged over
   seed pairs; the same for the measured speeds (how reproducible the target itself is).
-* Forecast fit: per group (activation, depth, skips, batch norm, pruning, bias, init) the median
-  error ``predicted - measured`` of ``log(L_0 / L_T)`` under GD and the Spearman within the group.
+* Forecast fit: per optimiser (GD and Adam, each against its matched forecast) and group
+  (activation, depth, skips, batch norm, pruning, bias, init) the median error
+  ``predicted - measured`` of ``log(L_0 / L_T)`` and the Spearman within the group.
 
 Workers are separate processes (``spawn``), one torch thread each; with ``workers=1`` the work
 runs in the calling process, also on one thread. Results do not depend on ``workers``.
@@ -57,7 +70,7 @@ from gnadvisor._checks import GNAdvisorError, check_positive_float, check_positi
 from gnadvisor.validation import stats as _stats
 from gnadvisor.validation.zero_cost import ZERO_COST_SCORES
 
-__all__ = ["OPTIMIZERS", "REFERENCE", "SCORES", "TARGETS", "ValidationConfig", "ValidationResult", "score_names", "validate_architectures"]
+__all__ = ["MATCHED_FORECAST", "OPTIMIZERS", "REFERENCE", "SCORES", "TARGETS", "ValidationConfig", "ValidationResult", "score_names", "validate_architectures"]
 
 #: Optimisers trained, in table order.
 OPTIMIZERS: tuple[str, ...] = ("gd", "adam", "sgd")
@@ -76,7 +89,11 @@ REFERENCE: dict[str, str] = {"speed": "forecast", "final": "forecast_loss"}
 #: Orientation +1: higher predicts faster training; -1: lower does. ``kappa@<rtol>`` entries
 #: for the coarser rank cuts are added by :func:`score_names`.
 SCORES: dict[str, tuple[int, str]] = {
-    "forecast": (+1, "forecast log(L0/LT) of GD at lr = c/lambda_max (the GD run's own step)"),
+    "forecast": (+1, "optimiser-matched linearised forecast log(L0/LT): forecast_gd under GD, forecast_adam "
+                     "under Adam, forecast_sgd_lr under SGD (records: the GD value)"),
+    "forecast_gd": (+1, "forecast log(L0/LT) of GD at lr = c/lambda_max (the GD run's own step), closed form"),
+    "forecast_adam": (+1, "forecast log(L0/LT) of full-batch Adam at the Adam run's lr, betas and eps, run on the "
+                          "model linearised at init"),
     "forecast_sgd_lr": (+1, "forecast log(L0/LT) of GD at the fixed SGD step size"),
     "forecast_loss": (+1, "-log10 of the forecast LT of GD at lr = c/lambda_max (predicts the final loss)"),
     "kappa": (-1, "log10 kappa of the GN matrix, default rank cut N*eps64"),
@@ -90,12 +107,20 @@ SCORES: dict[str, tuple[int, str]] = {
     "tenas_kappa": ZERO_COST_SCORES["tenas_kappa"],
 }
 
+#: Which recorded score ``forecast`` stands for in each optimiser's correlation rows.
+MATCHED_FORECAST: dict[str, str] = {"gd": "forecast_gd", "adam": "forecast_adam", "sgd": "forecast_sgd_lr"}
+
 _BOUND_ORDER = ("lemma1", "lemma2", "lemma4", "lemma4_loose", "layerwise", "lemma2_max")
 _DATA: dict[str, torch.Tensor] = {}
 
 
 def _kappa_name(rtol: float) -> str:
     return f"kappa@{rtol:.0e}"
+
+
+def matched_score(score: str, optimizer: str) -> str:
+    """The recorded score behind ``score`` in ``optimizer``'s rows (``forecast`` is optimiser-matched)."""
+    return MATCHED_FORECAST[optimizer] if score == "forecast" else score
 
 
 def score_names(coarse_rtols: Sequence[float] = (1e-8, 1e-4)) -> dict[str, tuple[int, str]]:
@@ -144,7 +169,10 @@ class ValidationResult:
         One per (architecture, seed): ``arch``, ``seed``, ``name``, group fields, ``scores``
         (raw values, not oriented), ``measured`` (per optimiser: ``lr``, ``initial_loss``,
         ``final_loss``, ``speed``, ``final``, ``diverged``, ``losses``, ``loss_steps``),
-        ``forecast_losses``, ``lambda_max``, ``bound_name``, ``errors`` and ``time_s``.
+        ``forecast_losses`` (GD forecast curve), ``forecast_adam_losses`` (Adam forecast curve),
+        ``forecast_adam_step_norm``, ``lambda_max``, ``bound_name``, ``errors`` and ``time_s``.
+        ``scores["forecast"]`` is the GD forecast; the correlation rows of ``forecast`` are
+        optimiser-matched (:data:`MATCHED_FORECAST`).
     correlations : list of dict
         Per (score, target, optimiser): ``n`` and ``spearman``, ``kendall``,
         ``partial_spearman`` with ``_low``/``_high`` bootstrap bounds, and the paired gaps
@@ -157,8 +185,9 @@ class ValidationResult:
         Per score and per measured target (``"measured <target>: <opt>"``): seed-to-seed
         Spearman.
     forecast_fit : list of dict
-        Per group: ``n_runs``, ``median_error``, ``median_abs_error`` (predicted minus measured
-        ``log(L0/LT)`` under GD) and ``spearman`` within the group.
+        Per optimiser (``gd``, ``adam``: its matched forecast) and group: ``optimizer``, ``n_runs``,
+        ``median_error``, ``median_abs_error`` (predicted minus measured ``log(L0/LT)``) and
+        ``spearman`` within the group.
     scores : dict
         name -> (orientation, description).
     config : ValidationConfig
@@ -204,6 +233,7 @@ class ValidationResult:
             r = dict(r)
             if not with_curves:
                 r.pop("forecast_losses", None)
+                r.pop("forecast_adam_losses", None)
                 r["measured"] = {o: {k: v for k, v in m.items() if k not in ("losses", "loss_steps")}
                                  for o, m in r["measured"].items()}
             recs.append(r)
@@ -225,7 +255,9 @@ class ValidationResult:
 
     def to_markdown(self, *, targets: Sequence[str] = tuple(TARGETS)) -> str:
         """The tables of the README results section, as markdown."""
-        lines: list[str] = []
+        lines: list[str] = [
+            "`forecast` is optimiser-matched: " + ", ".join(f"{o}: `{MATCHED_FORECAST[o]}`" for o in OPTIMIZERS)
+            + "; the gap columns compare each score with the matched forecast.", ""]
         cfg = self.config
         lvl = f"{100 * cfg.level:.0f}%"
         for target in targets:
@@ -260,11 +292,13 @@ class ValidationResult:
         lines += ["**Seed-to-seed stability**: Spearman between values under different seeds (mean over seed pairs)",
                   "", "| quantity | stability | n |", "|---|---|---|"]
         lines += [f"| {r['quantity']} | {_f(r['spearman'])} | {r['n']} |" for r in self.stability]
-        lines += ["", "**Forecast fit under GD** (error = predicted - measured log(L0/LT) = log(LT measured / LT "
-                  "predicted); Spearman of forecast and measured speed within the group)", "",
-                  "| group | runs | median error | median abs error | Spearman |", "|---|---|---|---|---|"]
-        lines += [f"| {r['group']} | {r['n_runs']} | {_f(r['median_error'])} | {_f(r['median_abs_error'])} "
-                  f"| {_f(r['spearman'])} |" for r in self.forecast_fit]
+        lines += ["", "**Forecast fit** (matched forecast of each optimiser; error = predicted - measured "
+                  "log(L0/LT) = log(LT measured / LT predicted); Spearman of forecast and measured speed within "
+                  "the group)", "",
+                  "| optimiser | group | runs | median error | median abs error | Spearman |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['optimizer']} | {r['group']} | {r['n_runs']} | {_f(r['median_error'])} "
+                  f"| {_f(r['median_abs_error'])} | {_f(r['spearman'])} |" for r in self.forecast_fit]
         return "\n".join(lines) + "\n"
 
 
@@ -507,7 +541,7 @@ def _kept_params(model: torch.nn.Module) -> int:
 def _evaluate(arch: int, spec_dict: dict[str, Any], seed: int, cfg: ValidationConfig) -> dict[str, Any]:
     """One (architecture, seed): scores at initialisation, then the three training runs."""
     from gnadvisor.bounds import gn_bounds
-    from gnadvisor.forecast import _eigen_projections, _forecast_from_eigen, _gram_and_residual
+    from gnadvisor.forecast import _eigen_projections, _forecast_from_eigen, _gram_and_residual, linearised_forecast
     from gnadvisor.search import ArchSpec, build_pruned_model
     from gnadvisor.spectrum._base import default_rtol
     from gnadvisor.training import train
@@ -539,7 +573,7 @@ def _evaluate(arch: int, spec_dict: dict[str, Any], seed: int, cfg: ValidationCo
         del K
         fc = _forecast_from_eigen(lam, proj, n_samples=n, n_outputs=info["n_outputs"], n_params=info["n_params"],
                                   steps=cfg.steps, lr=None, lr_scale=cfg.gd_lr_scale, rtol=rtol)
-        scores["forecast"] = fc.log_decrease
+        scores["forecast"] = scores["forecast_gd"] = fc.log_decrease
         scores["forecast_sgd_lr"] = fc.with_schedule(lr=cfg.sgd_lr).log_decrease
         scores["forecast_loss"] = -_log10(fc.final_loss)
         scores["kappa"] = math.log10(fc.condition_number)
@@ -551,6 +585,13 @@ def _evaluate(arch: int, spec_dict: dict[str, Any], seed: int, cfg: ValidationCo
         gd_lr = fc.lr
     except GNAdvisorError as exc:
         errors.append(f"spectrum: {exc}")
+
+    try:
+        fa = linearised_forecast(model, X, Y, steps=cfg.steps, optimizer="adam", lr=cfg.adam_lr, device="cpu")
+        scores["forecast_adam"] = fa.log_decrease
+        rec.update(forecast_adam_losses=[float(v) for v in fa.losses], forecast_adam_step_norm=fa.step_norm)
+    except GNAdvisorError as exc:
+        errors.append(f"adam forecast: {exc}")
 
     rec["bound_name"] = None
     if not spec.needs_pruning:
@@ -617,7 +658,7 @@ def _summarise(records, n_arch: int, names: dict[str, tuple[int, str]], cfg: Val
         for opt in OPTIMIZERS:
             y = measured[(target, opt)]
             for s in names:
-                x = score_mat[s]
+                x = score_mat[matched_score(s, opt)]
                 row: dict[str, Any] = {"score": s, "target": target, "optimizer": opt}
                 keep = ~(np.isnan(x).any(axis=0) | np.isnan(y).any(axis=0))
                 row["n"] = int(keep.sum())
@@ -631,7 +672,7 @@ def _summarise(records, n_arch: int, names: dict[str, tuple[int, str]], cfg: Val
                 for kind in ("spearman", "partial_spearman"):
                     z = logp if kind == "partial_spearman" else None
                     gap = ((math.nan,) * 3 if s == ref else _stats.bootstrap_diff_ci(
-                        kind, score_mat[ref], x, y, z, n_boot=cfg.n_boot, seed=cfg.boot_seed, level=cfg.level))
+                        kind, score_mat[matched_score(ref, opt)], x, y, z, n_boot=cfg.n_boot, seed=cfg.boot_seed, level=cfg.level))
                     row.update({f"{kind}_gap": gap[0], f"{kind}_gap_low": gap[1], f"{kind}_gap_high": gap[2]})
                 correlations.append(row)
                 for act in sorted(set(arch_act)):
@@ -649,7 +690,8 @@ def _summarise(records, n_arch: int, names: dict[str, tuple[int, str]], cfg: Val
         stability.append({"quantity": label, "n": int(keep.sum()),
                           "spearman": float(np.nanmean(pairs)) if pairs and not np.all(np.isnan(pairs)) else math.nan})
 
-    fit = _forecast_fit(records, score_mat["forecast"], measured[("speed", "gd")], seeds)
+    fit = [dict(row, optimizer=opt) for opt in ("gd", "adam")
+           for row in _forecast_fit(records, score_mat[MATCHED_FORECAST[opt]], measured[("speed", opt)], seeds)]
     return {"correlations": correlations, "by_activation": by_act, "stability": stability, "forecast_fit": fit}
 
 

@@ -247,3 +247,77 @@ def test_prune_library_errors_are_one_line():
     assert res.output.strip().count("\n") == 0 and res.output.startswith("Error: model file")
     res = run("--spec", '{"depth": 1, "width": 4, "input_dim": 64, "output_dim": 10, "colour": 1}')
     assert res.exit_code == 2 and res.output.startswith("Error: unknown key 'colour' in ArchSpec")
+
+
+# ------------------------------------------------------------------ --forecast-steps
+
+FORECAST_ARGS = ["mlp", "--depth", "1", "--width", "6", "--samples", "12", "--schemes", "magnitude,random",
+                 "--sparsity", "0,0.5", "--seeds", "2", "--train-steps", "4", "--optimizer", "gd",
+                 "--forecast-steps", "5"]
+
+
+def test_prune_forecast_matches_gn_forecast_on_independently_pruned_models(tmp_path):
+    out = prune_json(*FORECAST_ARGS)
+    assert out["forecast_steps"] == 5
+    spec = ArchSpec(depth=1, width=6, input_dim=64, output_dim=10)
+    ds = gna.load_data("digits", n_samples=12, seed=0)
+    runs = {(r["scheme"], r["sparsity"], r["seed"]): r for r in out["runs"] if r["coordinates"] == "kept"}
+    expect = {}
+    for seed in (0, 1):
+        base = build_model(spec, seed)
+        for scheme, s in (("dense", 0.0), ("magnitude", 0.5), ("random", 0.5)):
+            net = base if scheme == "dense" else prune_model(base, scheme, s, seed=seed)
+            fc = gna.gn_forecast(net, ds.X, ds.Y, steps=5)
+            masks = {} if scheme == "dense" else _masks_of(net)
+            lam = ref.spectrum_from_jacobian(ref.kept_jacobian(base, masks, ds.X), 12)["lambda_max"]
+            assert fc.lr == pytest.approx(1 / lam, rel=1e-9)  # the cell's own 1/lambda_max (kept coordinates)
+            at_train_lr = gna.gn_forecast(net, ds.X, ds.Y, steps=5, lr=out["lrs"][seed])
+            r = runs[(scheme, s, seed)]
+            assert r["forecast_lr"] == pytest.approx(fc.lr, rel=1e-9)
+            assert r["forecast_loss_ratio"] == pytest.approx(fc.ratio, rel=1e-9)
+            assert r["forecast_final_loss"] == pytest.approx(fc.final_loss, rel=1e-9)
+            assert r["forecast_final_loss_train_lr"] == pytest.approx(at_train_lr.final_loss, rel=1e-9)
+            expect.setdefault((scheme, s), []).append((fc, at_train_lr))
+    rows = [r for r in out["rows"] if r["coordinates"] == "kept"]
+    for row in rows:
+        fcs = expect[(row["scheme"], row["sparsity"])]
+        ratios = [f.ratio for f, _ in fcs]
+        assert row["forecast_loss_ratio"] == pytest.approx(np.mean(ratios), rel=1e-9)
+        assert row["forecast_loss_ratio_std"] == pytest.approx(np.std(ratios), rel=1e-6, abs=1e-12)
+        assert row["forecast_final_loss"] == pytest.approx(np.mean([f.final_loss for f, _ in fcs]), rel=1e-9)
+        assert row["forecast_final_loss_train_lr"] == pytest.approx(np.mean([t.final_loss for _, t in fcs]), rel=1e-9)
+    measured = [r["final_loss"] for r in rows]
+    for key, col in (("cell_lr", "forecast_final_loss"), ("train_lr", "forecast_final_loss_train_lr")):
+        rc = out["forecast_rank_correlation"][key]
+        assert rc["n_cells"] == 3
+        assert rc["spearman"] == pytest.approx(ref.spearman([r[col] for r in rows], measured), abs=1e-12)
+        assert rc["kendall"] == pytest.approx(ref.kendall_tau_b([r[col] for r in rows], measured), abs=1e-12)
+    # table and CSV show the JSON numbers
+    csv_path = tmp_path / "rows.csv"
+    res = run(*FORECAST_ARGS, "--csv", str(csv_path))
+    assert res.exit_code == 0, res.output
+    assert "fc ratio@5" in res.stdout and "fc loss (train lr)" in res.stdout and "full-batch GD" in res.stdout
+    for row in rows:
+        line = next(ln for ln in res.stdout.splitlines() if ln.startswith(row["scheme"] + " "))
+        assert line.split()[-4:] == [fmt(row["forecast_loss_ratio"]), fmt(row["forecast_loss_ratio_std"]),
+                                     fmt(row["forecast_final_loss"]), fmt(row["forecast_final_loss_train_lr"])]
+    rc = out["forecast_rank_correlation"]["train_lr"]
+    assert f"at the training lr with the loss after 4 training steps over 3 cells: Spearman {fmt(rc['spearman'])}" in res.stdout
+    frame = pd.read_csv(csv_path)
+    for row, (_, got) in zip(out["rows"], frame.iterrows()):
+        assert got["forecast_loss_ratio"] == pytest.approx(row["forecast_loss_ratio"], rel=1e-12)
+        assert got["forecast_loss_ratio_std"] == pytest.approx(row["forecast_loss_ratio_std"], rel=1e-9, abs=1e-15)
+
+
+def test_prune_forecast_help_and_errors(tmp_path):
+    text = " ".join(run("--help").output.split())
+    assert "--forecast-steps" in text and "FULL-BATCH gradient descent" in text and "minibatch SGD" in text
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(6, 64)))
+    f = tmp_path / "m.py"
+    f.write_text("import torch\ndef make():\n    return torch.nn.Sequential(torch.nn.Linear(64, 4), torch.nn.Tanh(), "
+                 "torch.nn.Linear(4, 2))\n")
+    res = run(f"{f}:make", "--data", str(tmp_path / "x.npy"), "--schemes", "magnitude", "--sparsity", "0.5",
+              "--forecast-steps", "3")
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip() and not ln.startswith("prune")]
+    assert len(lines) == 1 and "forecast_steps=3" in lines[0], res.output

@@ -41,8 +41,8 @@ def test_validate_json_and_files(tiny):
     assert len(out["records"]) == 8 and "losses" not in out["records"][0]["measured"]["gd"]
     n_scores = len(out["scores"])
     assert len(out["correlations"]) == n_scores * 2 * 3
-    # the printed correlation is the one of the printed records
-    x = [[r["scores"]["forecast"] for r in out["records"] if r["seed"] == s] for s in (0, 1)]
+    # the printed correlation is the one of the printed records; "forecast" under Adam is the Adam forecast
+    x = [[r["scores"]["forecast_adam"] for r in out["records"] if r["seed"] == s] for s in (0, 1)]
     y = [[r["measured"]["adam"]["speed"] for r in out["records"] if r["seed"] == s] for s in (0, 1)]
     row = next(r for r in out["correlations"]
                if r["score"] == "forecast" and r["optimizer"] == "adam" and r["target"] == "speed")
@@ -50,7 +50,7 @@ def test_validate_json_and_files(tiny):
     csv = pd.read_csv(tmp / "corr.csv")
     assert len(csv) == len(out["correlations"]) and {"score", "optimizer", "target", "spearman_low"} <= set(csv.columns)
     files = {p.name for p in (tmp / "out").iterdir()}
-    assert {"results.json", "results.md", "correlations.csv", "records.csv", "forecast_vs_measured_gd.png",
+    assert {"results.json", "results.md", "correlations.csv", "records.csv", "forecast_vs_measured_gd.png", "forecast_vs_measured_adam.png",
             "scores_vs_speed_gd.png", "scores_vs_speed_adam.png", "scores_vs_speed_sgd.png"} <= files
     full = json.loads((tmp / "out" / "results.json").read_text())
     assert len(full["records"][0]["measured"]["gd"]["losses"]) == 7

@@ -354,3 +354,95 @@ def test_example_prune_digits_quick(capsys):
     assert "| magnitude | 0.5 |" in out and "| random | 0.8 |" in out
     assert "- kappa (kept coordinates) vs magnitude sparsity: Spearman" in out
     assert "- control, magnitude cells with lr = 1/lambda_max per cell" in out
+
+
+# ------------------------------------------------------------------ forecast (forecast_steps)
+
+
+def test_forecast_on_a_linear_model_is_exact_masked_gd():
+    # one nn.Linear with bias is linear in its parameters: the forecast of the pruned model is exactly
+    # full-batch GD on its kept coordinates (hand-written loop over the kept entries only)
+    X, Y = _data(n=9, d=5, k=3, seed=4)
+    torch.manual_seed(3)
+    net = nn.Linear(5, 3).to(F64)
+    T = 6
+    res = compare_pruning(net, X, Y, schemes=["magnitude"], sparsities=[0, 0.5], seeds=1, train_steps=T,
+                          optimizer="gd", lr="auto", forecast_steps=T)
+    dense_lr = res.lrs[0]
+    for run in res.runs:
+        masks = {} if run.scheme == "dense" else ref.magnitude_masks(net, run.sparsity)
+        lam = ref.spectrum_from_jacobian(ref.kept_jacobian(net, masks, X), 9)["lambda_max"]
+        assert run.forecast.lr == pytest.approx(1 / lam, rel=1e-10)
+        np.testing.assert_allclose(run.forecast.losses, ref.gd_losses(net, masks, X, Y, 1 / lam, T), rtol=1e-8)
+        # at the training lr (the dense model's 1/lambda_max), the forecast is the measured training run
+        assert run.forecast_train_lr.lr == dense_lr
+        np.testing.assert_allclose(run.forecast_train_lr.losses, ref.gd_losses(net, masks, X, Y, dense_lr, T), rtol=1e-8)
+        np.testing.assert_allclose(run.forecast_train_lr.losses, run.losses, rtol=1e-8)
+    row = res.row("magnitude", 0.5)
+    run = res.runs[1]
+    assert row.forecast_loss_ratio == run.forecast.ratio and row.forecast_loss_ratio_std == 0.0
+    assert row.forecast_final_loss == run.forecast.final_loss and row.forecast_lr == run.forecast.lr
+    assert row.forecast_final_loss_train_lr == run.forecast_train_lr.final_loss
+    assert res.forecast_steps == T and set(res.forecast_rank_correlation) == {"cell_lr", "train_lr"}
+    assert res.forecast_rank_correlation["cell_lr"].n_cells == 2  # < 3 cells: nan
+    assert math.isnan(res.forecast_rank_correlation["cell_lr"].spearman)
+
+
+def test_forecast_matches_gn_forecast_per_seed_and_aggregates():
+    spec = ArchSpec(depth=1, width=6, input_dim=5, output_dim=3, activation="tanh")
+    X, Y = _data(n=8)
+    res = compare_pruning(spec, X, Y, schemes=["magnitude", "random"], sparsities=[0, 0.4, 0.8], seeds=[0, 1],
+                          coordinates="both", forecast_steps=9)
+    for run in res.runs:
+        base = build_model(spec, run.seed)
+        net = base if run.scheme == "dense" else prune_model(base, run.scheme, run.sparsity, seed=run.seed)
+        fc = gna.gn_forecast(net, X, Y, steps=9)
+        np.testing.assert_allclose(run.forecast.losses, fc.losses, rtol=1e-9)
+        assert run.forecast.lr == pytest.approx(fc.lr, rel=1e-9)
+        assert run.forecast_train_lr is None
+        # the kept spectrum computed from the shared Gram is gn_spectrum's
+        assert run.lambda_max("kept") == pytest.approx(gna.gn_spectrum(net, X).lambda_max, rel=1e-10)
+    for row in res.rows:
+        group = [r for r in res.runs if r.scheme == row.scheme and r.sparsity == row.sparsity]
+        ratios = [r.forecast.ratio for r in group]
+        assert row.forecast_loss_ratio == pytest.approx(np.mean(ratios), rel=1e-12)
+        assert row.forecast_loss_ratio_std == pytest.approx(np.std(ratios), rel=1e-9, abs=1e-15)
+        assert row.forecast_final_loss == pytest.approx(np.mean([r.forecast.final_loss for r in group]), rel=1e-12)
+    assert res.forecast_rank_correlation == {}  # no training, nothing to correlate with
+    d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+    assert {"forecast_loss_ratio", "forecast_loss_ratio_std", "forecast_final_loss"} <= set(d["rows"][0])
+    assert {"forecast_loss_ratio", "forecast_final_loss", "forecast_lr"} <= set(d["runs"][0])
+    assert {"forecast_loss_ratio", "forecast_loss_ratio_std"} <= set(res.to_frame().columns)
+    assert "forecast_loss_ratio" in res.to_frame("runs").columns
+    plain = compare_pruning(spec, X, Y, schemes=["magnitude"], sparsities=[0.4], seeds=1)
+    assert not any(k.startswith("forecast_") for k in plain.to_dict()["rows"][0])
+    assert not any(c.startswith("forecast_") for c in plain.to_frame().columns)
+
+
+def test_forecast_of_a_collapsed_cell_is_the_constant_initial_loss():
+    # bias-free net whose first layer has tiny weights: global magnitude pruning removes all of it, so the
+    # output is 0, G = 0 on the kept coordinates, the gradient vanishes and the loss stays ||Y||^2 / (2n)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 4, bias=False), nn.Tanh(), nn.Linear(4, 3, bias=False)).to(F64)
+    with torch.no_grad():
+        net[0].weight.mul_(1e-3)
+    X, Y = _data(n=7)
+    res = compare_pruning(net, X, Y, schemes=["global-magnitude"], sparsities=[0.7], seeds=1, train_steps=3,
+                          optimizer="gd", lr=0.1, forecast_steps=4)
+    run = res.runs[0]
+    assert run.collapsed_layers and math.isinf(run.condition_number("kept"))
+    L0 = float((Y**2).sum()) / (2 * 7)
+    np.testing.assert_allclose(run.forecast.losses, [L0] * 5, rtol=1e-12)
+    assert run.forecast.ratio == 1.0 and math.isnan(run.forecast.lr)
+    np.testing.assert_allclose(run.forecast_train_lr.losses, [L0] * 5, rtol=1e-12)
+    np.testing.assert_allclose(run.losses, [L0] * 4, rtol=1e-12)  # training agrees
+    assert res.rows[0].forecast_loss_ratio == 1.0 and math.isnan(res.rows[0].forecast_lr)
+    assert any("forecast loss stays at its initial value" in note for note in res.notes)
+
+
+def test_forecast_needs_targets():
+    X, _ = _data()
+    with pytest.raises(GNAdvisorError, match="Y must be given.*forecast_steps=3"):
+        compare_pruning(_tanh_mlp(), X, None, schemes=["magnitude"], sparsities=[0.5], seeds=1, forecast_steps=3)
+    with pytest.raises(GNAdvisorError, match="forecast_steps must be a non-negative integer"):
+        compare_pruning(_tanh_mlp(), X, _data()[1], schemes=["magnitude"], sparsities=[0.5], seeds=1, forecast_steps=-1)

@@ -10,10 +10,10 @@ import pytest
 
 import gnadvisor as gna
 from gnadvisor._checks import GNAdvisorError
-from gnadvisor.forecast import gn_forecast
+from gnadvisor.forecast import gn_forecast, linearised_forecast
 from gnadvisor.search import ArchSpec, build_pruned_model
 from gnadvisor.validation import SCORES, TARGETS, bootstrap_ci, naswot, snip, spearman, validate_architectures
-from gnadvisor.validation.runner import OPTIMIZERS
+from gnadvisor.validation.runner import MATCHED_FORECAST, OPTIMIZERS
 
 
 def _specs():
@@ -44,7 +44,10 @@ def test_records_match_direct_calls(result, data):
     spec = _specs()[5]
     model = build_pruned_model(spec, 1, data.X, data.Y)
     fc = gn_forecast(model, data.X, data.Y, steps=12, device="cpu")
-    assert rec["scores"]["forecast"] == pytest.approx(fc.log_decrease, rel=1e-10)
+    assert rec["scores"]["forecast"] == rec["scores"]["forecast_gd"] == pytest.approx(fc.log_decrease, rel=1e-10)
+    fa = linearised_forecast(model, data.X, data.Y, steps=12, optimizer="adam", lr=1e-3, device="cpu")
+    assert rec["scores"]["forecast_adam"] == pytest.approx(fa.log_decrease, rel=1e-10)
+    assert rec["forecast_adam_losses"] == pytest.approx(fa.losses.tolist(), rel=1e-10)
     assert rec["scores"]["kappa"] == pytest.approx(math.log10(fc.condition_number), rel=1e-10)
     assert 10 ** rec["scores"]["params"] == pytest.approx(fc.n_params)  # kept parameters
     assert 10 ** rec["scores"]["snip"] == pytest.approx(snip(model, data.X, data.Y), rel=1e-10)
@@ -74,8 +77,24 @@ def test_statistics_recomputed_from_records(result):
         stab = next(r for r in result.stability if r["quantity"] == score)
         assert stab["spearman"] == pytest.approx(spearman(x[0], x[1]), abs=1e-12)
     assert result.correlation("params", "gd")["partial_spearman"] != result.correlation("params", "gd")["partial_spearman"]
+    # "forecast" is optimiser-matched: its row in each optimiser's table is that optimiser's forecast
+    assert MATCHED_FORECAST == {"gd": "forecast_gd", "adam": "forecast_adam", "sgd": "forecast_sgd_lr"}
+    for opt, raw in MATCHED_FORECAST.items():
+        for target in TARGETS:
+            a, b = result.correlation("forecast", opt, target), result.correlation(raw, opt, target)
+            for key in ("spearman", "spearman_low", "spearman_high", "partial_spearman", "kendall"):
+                assert a[key] == pytest.approx(b[key], abs=1e-12)
+    x = np.array([[r["scores"]["forecast_adam"] for r in result.records if r["seed"] == s] for s in (0, 1)])
+    y = np.array([[r["measured"]["adam"]["speed"] for r in result.records if r["seed"] == s] for s in (0, 1)])
+    assert result.correlation("forecast", "adam")["spearman"] == pytest.approx(
+        np.mean([spearman(x[s], y[s]) for s in (0, 1)]), abs=1e-12)
+    # the gaps compare with the matched forecast (zero against itself, up to the bootstrap)
+    gap = result.correlation("forecast_adam", "adam")
+    assert gap["spearman_gap"] == pytest.approx(0.0, abs=1e-12)
+    assert {r["optimizer"] for r in result.forecast_fit} == {"gd", "adam"}
     md = result.to_markdown()
-    assert "| forecast | higher |" in md and "Seed-to-seed stability" in md
+    assert "| forecast | higher |" in md and "| forecast_adam | higher |" in md and "Seed-to-seed stability" in md
+    assert "`forecast` is optimiser-matched" in md
 
 
 def test_seeds_reproduce_and_workers_do_not_change_results(result, data):
