@@ -8,7 +8,8 @@ same machine, same run, same inputs (scikit-learn digits, 64 features, 10 output
   (b) MLP 64-512-512-10 ReLU (with biases), n = 1000  (n*k = 10^4, p ~ 3.0e5)
 
 Each measurement runs in a fresh child process so that its peak resident memory (ru_maxrss)
-is its own. Times are medians over ``--repeats``. kappa must agree between routes before a
+is its own; a warm-up call on 20 samples precedes the timed one (same for every route).
+Times are medians over ``--repeats``. kappa must agree between routes before a
 time counts. In (b) the jacobian route needs n*k*p*8 bytes for J alone (> 20 GB): it is not
 run; its requirement is printed instead.
 
@@ -38,8 +39,10 @@ def _measure(conn, width: int, n: int, method: str, full: bool, threads: int, de
         torch.nn.Linear(64, width), torch.nn.ReLU(), torch.nn.Linear(width, width), torch.nn.ReLU(),
         torch.nn.Linear(width, 10),
     ).double()
-    if device == "cuda":  # warm up the CUDA context and kernels outside the timed call
-        gna.gn_spectrum(net, X[:20], method=method, full=full, device=device)
+    # warm-up on 20 samples outside the timed call (thread pools, BLAS/LAPACK and CUDA
+    # initialisation), the same for every route
+    gna.gn_spectrum(net, X[:20], method=method, full=full, device=device)
+    if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()

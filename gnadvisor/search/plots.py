@@ -12,14 +12,18 @@ _TIER_COLOURS = {"bound": "tab:green", "subsample": "tab:blue", "skipped": "tab:
 
 
 def write_plots(result: Any, out_dir: str | Path) -> list[Path]:
-    """Write ``kappa_per_trial.png``, ``pareto_front.png`` and ``param_importances.png``.
+    """Write ``kappa_per_trial.png``, ``pareto_front.png``, ``param_importances.png`` and,
+    when #1 and the baseline have a training forecast, ``training_forecast.png``.
 
     * kappa per trial: each trial's search score (log scale) by trial number, coloured by tier,
       with the verified recommendations (mean and range over seeds) and the baseline.
     * Pareto front: search score against parameter count; the non-dominated feasible trials are
       joined (for a single-objective study too, as a trade-off view), verified rows marked.
     * parameter importances: Optuna's fANOVA importances of the searched dimensions for the
-      kappa score (feasible, finite trials; skipped when fewer than 4 or none vary).
+      primary objective (``log10 kappa`` or ``log10 L_T/L_0``; feasible, finite trials; skipped
+      when fewer than 4 or none vary).
+    * training forecast: ``L_t / L_0`` of #1 and the baseline, forecast (solid, one line per
+      seed) and, with ``validate_steps``, measured by GD (dashed), on a log scale.
 
     Parameters
     ----------
@@ -95,7 +99,8 @@ def write_plots(result: Any, out_dir: str | Path) -> list[Path]:
     if importances:
         names = list(importances)[::-1]
         ax.barh(names, [importances[n] for n in names], color="tab:blue")
-        ax.set_xlabel("importance for log10 kappa (fANOVA)")
+        target = "log10 L_T/L_0" if result.settings.get("objective") == "forecast" else "log10 kappa"
+        ax.set_xlabel(f"importance for {target} (fANOVA)")
     else:
         ax.text(0.5, 0.5, "not enough varied feasible trials", ha="center", va="center")
         ax.set_axis_off()
@@ -103,6 +108,29 @@ def write_plots(result: Any, out_dir: str | Path) -> list[Path]:
     fig.tight_layout()
     written.append(_save(fig, out / "param_importances.png"))
     plt.close(fig)
+
+    best, base = result.recommendations[0], result.baseline
+    if best.forecast is not None and base.forecast is not None:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for row, colour, label in ((best, "tab:blue", "#1"), (base, "tab:red", "baseline")):
+            m = row.measured
+            horizon = max(row.forecast.steps, m.steps if m is not None else 0)
+            for i, fc in enumerate(row.forecast.forecasts):
+                curve = fc.with_schedule(steps=horizon).losses
+                ax.plot(curve / curve[0], color=colour, linewidth=1.2,
+                        label=f"{label}: forecast" if i == 0 else None)
+            if m is not None:
+                for i, curve in enumerate(m.curves):
+                    ax.plot(curve / curve[0], color=colour, linestyle="--", linewidth=1.0,
+                            label=f"{label}: measured GD" if i == 0 else None)
+        ax.set_yscale("log")
+        ax.set_xlabel("full-batch GD step (lr = 1/lambda_max)")
+        ax.set_ylabel("L_t / L_0")
+        ax.set_title("Training forecast vs measured (one line per init seed)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        written.append(_save(fig, out / "training_forecast.png"))
+        plt.close(fig)
     return written
 
 

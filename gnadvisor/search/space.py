@@ -71,9 +71,12 @@ __all__ = [
 #: Names accepted by :func:`load_search_space` without a path.
 BUNDLED_SPACES: tuple[str, ...] = ("default", "mlp", "resmlp", "cnn")
 #: Objectives a space may list; all are minimised. ``kappa``: the GN pseudo-condition number
-#: (scored as ``log10 kappa``); ``params``: :meth:`ArchSpec.n_params`; ``flops``:
-#: :meth:`ArchSpec.flops`.
-OBJECTIVES: tuple[str, ...] = ("kappa", "params", "flops")
+#: (scored as ``log10 kappa``); ``forecast``: the forecast training-loss ratio ``L_T / L_0``
+#: after ``T`` full-batch GD steps at ``lr = 1 / lambda_max`` (:func:`gnadvisor.gn_forecast`,
+#: scored as ``log10 L_T / L_0``; needs targets); ``params``: :meth:`ArchSpec.n_params`;
+#: ``flops``: :meth:`ArchSpec.flops`. A study needs exactly one of ``kappa`` and ``forecast``
+#: (its primary objective), optionally with ``params`` and/or ``flops`` for a Pareto front.
+OBJECTIVES: tuple[str, ...] = ("kappa", "forecast", "params", "flops")
 #: Searchable ArchSpec fields and their kind: ``"categorical"`` (choices only), ``"int"`` or
 #: ``"float"`` (choices or a range).
 DIMENSIONS: dict[str, str] = {

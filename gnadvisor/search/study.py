@@ -8,8 +8,14 @@ Pipeline (:func:`suggest_architectures`)
 2. **Search.** An Optuna study proposes :class:`~gnadvisor.search.ArchSpec` s of the given
    depth from a :class:`~gnadvisor.search.SearchSpace`; each trial is scored cheaply by
    :func:`~gnadvisor.search.score_architecture` (tier ``bound`` or ``subsample``, stored on the
-   trial with the spec itself, so any worker or a resumed run can rebuild it). The objective
-   is ``log10 kappa`` (single objective, TPE) or ``(log10 kappa, params)`` and the like
+   trial with the spec itself, so any worker or a resumed run can rebuild it). The primary
+   objective is ``log10 kappa`` (``objective="kappa"``, the default) or, with
+   ``objective="forecast"``, ``log10(L_T / L_0)``: the forecast training-loss ratio after
+   ``T = forecast_steps`` full-batch GD steps at ``lr = 1 / lambda_max``
+   (:func:`gnadvisor.gn_forecast`, minimised; equivalently the forecast ``log_decrease`` is
+   maximised). The closed-form bounds cannot forecast, so under ``forecast`` every trial is
+   scored by the exact subsample tier (its first ``n_subsample`` rows and their targets).
+   Single objective: TPE; with ``params``/``flops`` added, ``(primary, params)`` and the like
    (multi-objective, NSGA-II, Pareto front). The space's ``max_params``/``max_flops`` and a
    compute budget (:func:`~gnadvisor.search.exact_cost` of the verification, ``max_gflop``)
    are Optuna constraints: a trial over budget is recorded as infeasible (tier ``skipped``)
@@ -17,14 +23,25 @@ Pipeline (:func:`suggest_architectures`)
 3. **Verification.** The best ``top_k`` distinct feasible candidates (single objective: lowest
    score; multi-objective: spread along the Pareto front) are re-measured with the exact kappa
    on the full sample for ``n_init_seeds`` initialisation seeds ``seed, seed + 1, ...``
-   (kappa at initialisation is random): mean and sample standard deviation. They are ranked
-   by the mean.
+   (kappa at initialisation is random): mean and sample standard deviation. With targets and
+   ``forecast_steps > 0`` each is also forecast (:func:`forecast_architecture`: ``L_T / L_0``
+   on the full sample, same seeds). They are ranked by the mean of the primary objective:
+   mean kappa, or mean forecast ``L_T / L_0`` (multi-objective studies too).
 4. **Baseline.** A plain MLP of the same depth and the space's median width (ReLU, Kaiming
    normal, no skips, no batch norm, no biases), measured the same way: ``improvement`` is its
    mean kappa over a row's mean kappa.
 5. **Ablation.** For the winner, every design choice in which it differs from the baseline is
    reverted one at a time and re-measured exactly; the ratios, with a plain-words reason, say
-   what made it well conditioned.
+   what made it well conditioned (kappa, whatever the objective).
+6. **Training check** (``validate_steps > 0``). The top ``validate_top`` rows and the baseline
+   are trained for ``validate_steps`` full-batch GD steps (:func:`gnadvisor.train`, the same
+   loss and ``lr = 1 / lambda_max`` of each seed's GN as the forecast) from the same
+   initialisations (:func:`measure_training`): the measured ``L_N / L_0`` beside the forecast
+   for the same ``N`` steps shows whether the advice pays off.
+
+Data without targets get no forecast and no training check (a note says so); nothing is
+invented. Synthetic data have random one-hot labels (:func:`gnadvisor.load_data`), so their
+forecast is of fitting random labels.
 
 Every verified kappa is ``gn_spectrum(build_pruned_model(spec, seed, X, Y), X).condition_number``
 (``build_pruned_model`` is ``build_model`` for unpruned specs) with ``X`` the sample above.
@@ -61,21 +78,26 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from gnadvisor._checks import GNAdvisorError, check_choice, check_positive_int
-from gnadvisor.search.scorer import Score, exact_cost, score_architecture
+from gnadvisor.search.scorer import SCORE_OBJECTIVES, Score, exact_cost, score_architecture
 from gnadvisor.search.space import OBJECTIVES, SearchSpace, constraint_violations, load_search_space
 from gnadvisor.search.spec import ArchSpec
 
 __all__ = [
     "Ablation",
     "AblationStep",
+    "DEFAULT_FORECAST_STEPS",
     "DEFAULT_MAX_GFLOP",
     "DEFAULT_SAMPLES",
     "DEFAULT_SUBSAMPLE",
     "Recommendation",
     "SuggestResult",
+    "TrainingForecast",
+    "TrainingMeasurement",
     "Verification",
     "ablate_architecture",
     "baseline_architecture",
+    "forecast_architecture",
+    "measure_training",
     "open_storage",
     "suggest_architectures",
     "verify_architecture",
@@ -85,6 +107,8 @@ __all__ = [
 DEFAULT_SAMPLES = 200
 #: Rows of the sample used by the search's ``subsample`` tier.
 DEFAULT_SUBSAMPLE = 64
+#: ``T`` of the training forecast shown for every verified row (and of the ``forecast`` objective).
+DEFAULT_FORECAST_STEPS = 100
 #: Compute budget per exact kappa on the full sample, GFLOP, by device kind.
 DEFAULT_MAX_GFLOP = {"cpu": 15.0, "cuda": 20000.0}
 _FORMAT = 1
@@ -93,6 +117,174 @@ _ABLATION_SLACK = 4.0  # ablation variants may cost up to this multiple of the c
 
 
 # ============================================================================ records
+def _stats(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``; 0 for one value; NaN when not finite)."""
+    a = np.asarray(values, dtype=float)
+    if not np.isfinite(a).all():  # e.g. a diverged run: the mean is +-inf (or NaN), the std undefined
+        with np.errstate(invalid="ignore"):
+            return float(a.mean()), math.nan
+    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+
+
+def _stat_dict(values: Sequence[float]) -> dict[str, Any]:
+    mean, std = _stats(values)
+    return {"mean": _num(mean), "std": _num(std), "values": [_num(v) for v in values]}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingForecast:
+    """The forecast training of one architecture on the full sample, over initialisation seeds.
+
+    For each seed, ``gn_forecast(build_pruned_model(spec, seed, X, Y), X, Y, steps=steps,
+    lr_scale=lr_scale)``: the linearised (NTK / Gauss-Newton) prediction of ``steps``
+    full-batch GD steps on ``L = ||f(X) - Y||^2 / (2 n)`` at ``lr = lr_scale / lambda_max``
+    of that seed's GN (:mod:`gnadvisor.forecast`).
+
+    Attributes
+    ----------
+    steps : int
+        ``T``.
+    seeds : tuple of int
+        Initialisation seeds.
+    lr_scale : float
+        ``c`` in ``lr = c / lambda_max``.
+    lrs : tuple of float
+        The step size per seed.
+    loss_ratios : tuple of float
+        Forecast ``L_T / L_0`` per seed (lower = faster training).
+    log_decreases : tuple of float
+        Forecast ``log(L_0 / L_T)`` per seed.
+    initial_losses : tuple of float
+        ``L_0`` per seed (exact).
+    n_samples : int
+        Samples of ``X``.
+    time_s : float
+        Wall-clock seconds.
+    forecasts : tuple of Forecast
+        The per-seed :class:`~gnadvisor.forecast.Forecast` records (curves, eigenvalues); not
+        compared, not serialised.
+    """
+
+    steps: int
+    seeds: tuple[int, ...]
+    lr_scale: float
+    lrs: tuple[float, ...]
+    loss_ratios: tuple[float, ...]
+    log_decreases: tuple[float, ...]
+    initial_losses: tuple[float, ...]
+    n_samples: int
+    time_s: float = 0.0
+    forecasts: tuple[Any, ...] = dataclasses.field(default=(), repr=False, compare=False)
+
+    @property
+    def loss_ratio(self) -> float:
+        """Mean forecast ``L_T / L_0`` over the seeds (what the ``forecast`` objective ranks by)."""
+        return _stats(self.loss_ratios)[0]
+
+    @property
+    def loss_ratio_std(self) -> float:
+        """Its sample standard deviation over the seeds."""
+        return _stats(self.loss_ratios)[1]
+
+    @property
+    def log_decrease(self) -> float:
+        """Mean forecast ``log(L_0 / L_T)``."""
+        return _stats(self.log_decreases)[0]
+
+    @property
+    def log_decrease_std(self) -> float:
+        """Its sample standard deviation."""
+        return _stats(self.log_decreases)[1]
+
+    @property
+    def lr(self) -> float:
+        """Mean step size over the seeds."""
+        return _stats(self.lrs)[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``steps``, ``lr_scale``, ``seeds``, ``n_samples`` and, each as
+        ``{"mean", "std", "values"}`` over the seeds, ``lr``, ``loss_ratio``, ``log_decrease``,
+        ``initial_loss``."""
+        return {"steps": self.steps, "lr_scale": self.lr_scale, "seeds": list(self.seeds),
+                "n_samples": self.n_samples, "lr": _stat_dict(self.lrs), "loss_ratio": _stat_dict(self.loss_ratios),
+                "log_decrease": _stat_dict(self.log_decreases), "initial_loss": _stat_dict(self.initial_losses)}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingMeasurement:
+    """Measured full-batch GD of one architecture from the same initialisations, beside its forecast.
+
+    For each seed, ``gnadvisor.train(build_pruned_model(spec, seed, X, Y), X, Y, steps=steps,
+    optimizer="gd", lr=lr, seed=seed)`` with ``lr = lr_scale / lambda_max`` of that seed's GN
+    (the forecast's step size), and the forecast for the same ``steps``.
+
+    Attributes
+    ----------
+    steps : int
+        ``N``, the GD steps taken.
+    seeds : tuple of int
+        Initialisation seeds.
+    lrs : tuple of float
+        Step size per seed.
+    loss_ratios : tuple of float
+        Measured ``L_N / L_0`` per seed (``inf`` when training diverged).
+    forecast_loss_ratios : tuple of float
+        Forecast ``L_N / L_0`` per seed, same step size and steps.
+    initial_losses, final_losses : tuple of float
+        ``L_0`` and the measured ``L_N`` per seed.
+    diverged : tuple of bool
+        Whether training diverged, per seed.
+    n_samples : int
+        Samples of ``X``.
+    time_s : float
+        Wall-clock seconds.
+    curves : tuple of numpy.ndarray
+        Measured loss after every step per seed (length ``N + 1``); not compared, not serialised.
+    """
+
+    steps: int
+    seeds: tuple[int, ...]
+    lrs: tuple[float, ...]
+    loss_ratios: tuple[float, ...]
+    forecast_loss_ratios: tuple[float, ...]
+    initial_losses: tuple[float, ...]
+    final_losses: tuple[float, ...]
+    diverged: tuple[bool, ...]
+    n_samples: int
+    time_s: float = 0.0
+    curves: tuple[Any, ...] = dataclasses.field(default=(), repr=False, compare=False)
+
+    @property
+    def loss_ratio(self) -> float:
+        """Mean measured ``L_N / L_0`` over the seeds."""
+        return _stats(self.loss_ratios)[0]
+
+    @property
+    def loss_ratio_std(self) -> float:
+        """Its sample standard deviation."""
+        return _stats(self.loss_ratios)[1]
+
+    @property
+    def forecast_loss_ratio(self) -> float:
+        """Mean forecast ``L_N / L_0`` for the same steps."""
+        return _stats(self.forecast_loss_ratios)[0]
+
+    @property
+    def forecast_loss_ratio_std(self) -> float:
+        """Its sample standard deviation."""
+        return _stats(self.forecast_loss_ratios)[1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``steps``, ``optimizer`` (``"gd"``), ``seeds``, ``n_samples``, ``diverged``
+        and, each as ``{"mean", "std", "values"}``, ``lr``, ``loss_ratio`` (measured),
+        ``forecast_loss_ratio``, ``initial_loss``, ``final_loss``."""
+        return {"steps": self.steps, "optimizer": "gd", "seeds": list(self.seeds), "n_samples": self.n_samples,
+                "lr": _stat_dict(self.lrs), "loss_ratio": _stat_dict(self.loss_ratios),
+                "forecast_loss_ratio": _stat_dict(self.forecast_loss_ratios),
+                "initial_loss": _stat_dict(self.initial_losses), "final_loss": _stat_dict(self.final_losses),
+                "diverged": list(self.diverged)}
+
+
 @dataclasses.dataclass(frozen=True)
 class Verification:
     """Exact kappa of one architecture on the full sample, over initialisation seeds.
@@ -110,7 +302,12 @@ class Verification:
     n_samples : int
         Samples of ``X``.
     time_s : float
-        Wall-clock seconds.
+        Wall-clock seconds (kappa only).
+    forecast : TrainingForecast or None
+        The training forecast on the same sample and seeds (None when not computed: no
+        targets, ``forecast_steps=0``, or the forecast failed).
+    measured : TrainingMeasurement or None
+        Measured GD training from the same seeds (only rows trained with ``validate_steps``).
     """
 
     spec: ArchSpec
@@ -119,6 +316,8 @@ class Verification:
     routes: tuple[str, ...]
     n_samples: int
     time_s: float = 0.0
+    forecast: TrainingForecast | None = None
+    measured: TrainingMeasurement | None = None
 
     @property
     def mean(self) -> float:
@@ -138,7 +337,8 @@ class Recommendation:
     Attributes
     ----------
     rank : int or None
-        1 = best verified mean kappa; None for the baseline.
+        1 = best verified mean of the primary objective (kappa, or the forecast ``L_T / L_0``
+        under ``objective="forecast"``); None for the baseline.
     spec : ArchSpec
         The architecture (``spec.to_dict()`` is what ``ArchSpec.from_dict`` accepts).
     verification : Verification
@@ -182,8 +382,23 @@ class Recommendation:
         """Parameter count (dense)."""
         return self.spec.n_params()
 
+    @property
+    def forecast(self) -> TrainingForecast | None:
+        """The verified training forecast (``verification.forecast``)."""
+        return self.verification.forecast
+
+    @property
+    def measured(self) -> TrainingMeasurement | None:
+        """The measured training (``verification.measured``), rows trained with ``validate_steps`` only."""
+        return self.verification.measured
+
     def to_dict(self) -> dict[str, Any]:
-        """Every field of the table row, JSON-ready (non-finite numbers become None)."""
+        """Every field of the table row, JSON-ready (non-finite numbers become None).
+
+        ``forecast`` (:meth:`TrainingForecast.to_dict`) and ``measured``
+        (:meth:`TrainingMeasurement.to_dict`) are None when not computed; ``score_loss_ratio``
+        is the search score's forecast ``L_T / L_0`` (``objective="forecast"`` only).
+        """
         v = self.verification
         return {
             "rank": self.rank,
@@ -202,6 +417,9 @@ class Recommendation:
             "score_tier": self.score.tier,
             "score_samples": self.score.n_samples,
             "score_detail": self.score.detail,
+            "score_loss_ratio": None if self.score.loss_ratio is None else _num(self.score.loss_ratio),
+            "forecast": None if v.forecast is None else v.forecast.to_dict(),
+            "measured": None if v.measured is None else v.measured.to_dict(),
             "trial_number": self.trial_number,
             "worker": self.worker,
             "pareto": self.pareto,
@@ -289,7 +507,8 @@ class SuggestResult:
     Attributes
     ----------
     recommendations : list of Recommendation
-        Verified candidates, best (lowest mean exact kappa) first.
+        Verified candidates, best first (lowest mean exact kappa, or lowest mean forecast
+        ``L_T / L_0`` under ``objective="forecast"``).
     baseline : Recommendation
         The plain-MLP baseline, measured on the same data with the same seeds.
     ablation : Ablation or None
@@ -297,7 +516,8 @@ class SuggestResult:
     trials : pandas.DataFrame
         One row per trial of the study (all workers and runs).
     settings : dict
-        Depth, space, objectives, data, seeds, sample sizes, budgets, device.
+        Depth, space, objective and objectives, forecast and training-check steps, targets,
+        data, seeds, sample sizes, budgets, device.
     study_info : dict
         Study name, storage (password hidden), trial counts, per-worker and per-tier counts.
     notes : list of str
@@ -394,6 +614,146 @@ def verify_architecture(spec: ArchSpec, X: Any, *, seeds: Sequence[int], Y: Any 
         routes.append(sp.method)
     return Verification(spec=spec, seeds=seeds, kappas=tuple(kappas), routes=tuple(routes),
                         n_samples=int(X.shape[0]), time_s=time.perf_counter() - t0)
+
+
+def _check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
+    seeds = tuple(check_positive_int("seed", s, allow_zero=True) for s in seeds)
+    if not seeds:
+        raise GNAdvisorError("seeds must list at least one initialisation seed, got none")
+    return seeds
+
+
+def forecast_architecture(spec: ArchSpec, X: Any, Y: Any, *, seeds: Sequence[int],
+                          steps: int = DEFAULT_FORECAST_STEPS, lr_scale: float = 1.0,
+                          device: str = "auto") -> TrainingForecast:
+    """Forecast ``L_T / L_0`` of ``steps`` full-batch GD steps of ``spec`` for each initialisation seed.
+
+    Each seed's forecast is ``gn_forecast(build_pruned_model(spec, seed, X, Y), X, Y,
+    steps=steps, lr_scale=lr_scale, device=device)``: the linearised prediction of GD on
+    ``L = ||f(X) - Y||^2 / (2 n)`` at ``lr = lr_scale / lambda_max`` of that seed's GN.
+
+    Parameters
+    ----------
+    spec : ArchSpec
+        The architecture.
+    X : torch.Tensor
+        Inputs ``(n, ...)``, float64.
+    Y : torch.Tensor
+        Targets ``(n, k)`` (e.g. one-hot labels).
+    seeds : sequence of int
+        Non-negative initialisation seeds.
+    steps : int, default 100
+        ``T`` (>= 0).
+    lr_scale : float, default 1.0
+        ``c`` in ``lr = c / lambda_max``.
+    device : {"auto", "cpu", "cuda"}
+        Where the NTK Gram and its eigendecomposition are computed.
+
+    Returns
+    -------
+    TrainingForecast
+
+    Raises
+    ------
+    GNAdvisorError
+        For invalid seeds or steps, targets of the wrong shape, and whatever
+        :func:`gnadvisor.gn_forecast` raises (e.g. a Gram over the memory budget, G = 0).
+
+    Examples
+    --------
+    >>> from gnadvisor import load_data
+    >>> ds = load_data("digits", n_samples=20)
+    >>> spec = ArchSpec(depth=2, width=16, input_dim=64, output_dim=10)
+    >>> f = forecast_architecture(spec, ds.X, ds.Y, seeds=[0, 1], steps=50)
+    >>> len(f.loss_ratios), 0 < f.loss_ratio < 1
+    (2, True)
+    """
+    from gnadvisor.forecast import gn_forecast
+    from gnadvisor.search.models import build_pruned_model
+
+    seeds = _check_seeds(seeds)
+    steps = check_positive_int("steps", steps, allow_zero=True)
+    t0 = time.perf_counter()
+    fcs = [gn_forecast(build_pruned_model(spec, s, X, Y), X, Y, steps=steps, lr_scale=lr_scale, device=device)
+           for s in seeds]
+    return TrainingForecast(steps=steps, seeds=seeds, lr_scale=float(lr_scale), lrs=tuple(f.lr for f in fcs),
+                            loss_ratios=tuple(f.ratio for f in fcs), log_decreases=tuple(f.log_decrease for f in fcs),
+                            initial_losses=tuple(f.initial_loss for f in fcs), n_samples=int(X.shape[0]),
+                            time_s=time.perf_counter() - t0, forecasts=tuple(fcs))
+
+
+def measure_training(spec: ArchSpec, X: Any, Y: Any, *, seeds: Sequence[int], steps: int,
+                     forecast: TrainingForecast | None = None, lr_scale: float = 1.0,
+                     device: str = "auto") -> TrainingMeasurement:
+    """Train ``spec`` with full-batch GD for ``steps`` steps per seed and compare with the forecast.
+
+    Each seed trains ``gnadvisor.train(build_pruned_model(spec, seed, X, Y), X, Y,
+    steps=steps, optimizer="gd", lr=lr, seed=seed)`` with ``lr = lr_scale / lambda_max`` of
+    that seed's GN at initialisation (the forecast's step size, so the two are comparable),
+    and records the forecast ``L_N / L_0`` for the same ``N = steps``.
+
+    Parameters
+    ----------
+    spec : ArchSpec
+        The architecture.
+    X, Y : torch.Tensor
+        Inputs ``(n, ...)`` and targets ``(n, k)``, float64.
+    seeds : sequence of int
+        Initialisation seeds.
+    steps : int
+        GD steps ``N`` (>= 1).
+    forecast : TrainingForecast, optional
+        ``forecast_architecture(spec, X, Y, seeds=seeds, lr_scale=lr_scale)`` if already
+        computed (same seeds): its step sizes and eigendecompositions are reused.
+    lr_scale : float, default 1.0
+        ``c`` in ``lr = c / lambda_max`` (ignored when ``forecast`` is given: its own).
+    device : {"auto", "cpu", "cuda"}
+        Where a forecast not given is computed (training runs on the CPU).
+
+    Returns
+    -------
+    TrainingMeasurement
+
+    Raises
+    ------
+    GNAdvisorError
+        For invalid arguments, a ``forecast`` of other seeds, and what
+        :func:`forecast_architecture` or :func:`gnadvisor.train` raise.
+
+    Examples
+    --------
+    >>> from gnadvisor import load_data
+    >>> ds = load_data("digits", n_samples=20)
+    >>> spec = ArchSpec(depth=2, width=16, input_dim=64, output_dim=10)
+    >>> m = measure_training(spec, ds.X, ds.Y, seeds=[0], steps=20)
+    >>> m.loss_ratio < 1, abs(m.loss_ratio - m.forecast_loss_ratio) < 0.2
+    (True, True)
+    """
+    from gnadvisor.search.models import build_pruned_model
+    from gnadvisor.training import train
+
+    seeds = _check_seeds(seeds)
+    steps = check_positive_int("steps", steps)
+    t0 = time.perf_counter()
+    if forecast is None or not forecast.forecasts:
+        forecast = forecast_architecture(spec, X, Y, seeds=seeds, steps=steps, lr_scale=lr_scale, device=device)
+    elif tuple(forecast.seeds) != seeds:
+        raise GNAdvisorError(f"forecast must be of the same seeds {list(seeds)}, got {list(forecast.seeds)}")
+    lrs, ratios, fratios, L0s, LNs, div, curves = [], [], [], [], [], [], []
+    for s, fc in zip(seeds, forecast.forecasts):
+        res = train(build_pruned_model(spec, s, X, Y), X, Y, steps=steps, optimizer="gd", lr=fc.lr, seed=s)
+        L0, LN = float(res.losses[0]), float(res.final_loss)
+        lrs.append(float(fc.lr))
+        ratios.append(LN / L0 if L0 > 0 else math.nan)
+        fratios.append(fc.with_schedule(steps=steps).ratio)
+        L0s.append(L0)
+        LNs.append(LN)
+        div.append(bool(res.diverged))
+        curves.append(res.losses)
+    return TrainingMeasurement(steps=steps, seeds=seeds, lrs=tuple(lrs), loss_ratios=tuple(ratios),
+                               forecast_loss_ratios=tuple(fratios), initial_losses=tuple(L0s),
+                               final_losses=tuple(LNs), diverged=tuple(div), n_samples=int(X.shape[0]),
+                               time_s=time.perf_counter() - t0, curves=tuple(curves))
 
 
 def _median_value(space: SearchSpace, name: str) -> Any:
@@ -862,6 +1222,42 @@ def _device_kind(device: str) -> str:
     return device
 
 
+def _resolve_objectives(space_objectives: Sequence[str], objectives: Sequence[str] | None,
+                        objective: str | None) -> tuple[str, ...]:
+    """The study's objectives, primary (``kappa`` or ``forecast``) first; one-line errors."""
+    given = objectives is not None
+    objs = tuple(space_objectives if objectives is None else objectives)
+    for i, o in enumerate(objs):
+        check_choice(f"objectives[{i}]", o, OBJECTIVES)
+    if len(set(objs)) != len(objs):
+        raise GNAdvisorError(f"objectives must not repeat, got {', '.join(objs)}")
+    primaries = [o for o in objs if o in SCORE_OBJECTIVES]
+    if objective is not None:
+        check_choice("objective", objective, SCORE_OBJECTIVES)
+        if given and primaries and primaries != [objective]:
+            raise GNAdvisorError(f"objective {objective!r} conflicts with objectives {', '.join(objs)}; name the "
+                                 f"primary objective (kappa or forecast) in one place")
+        objs = tuple(o for o in objs if o not in SCORE_OBJECTIVES)
+        primaries = [objective]
+    if len(primaries) != 1:
+        raise GNAdvisorError(f"objectives must include 'kappa' or 'forecast' (the primary objective) exactly once, "
+                             f"got {', '.join(objs) or 'none'}")
+    return (primaries[0],) + tuple(o for o in objs if o not in SCORE_OBJECTIVES)
+
+
+def _targets_text(ds: Any) -> str | None:
+    """What the training targets are, in words (None without targets)."""
+    if ds.Y is None:
+        return None
+    for note in ds.notes:
+        if note.startswith("targets:"):
+            return note[len("targets:"):].strip()
+    k = int(ds.Y.shape[1])
+    if ds.n_classes is not None:
+        return f"one-hot class labels of {ds.name} (k = {k})"
+    return f"the targets of {ds.name} ({k} columns)"
+
+
 def _load(data: Any, *, n_samples, input_shape, input_dim, output_dim, whiten, standardize, seed):
     from gnadvisor.data import Dataset, load_data
 
@@ -898,6 +1294,10 @@ def suggest_architectures(
     top_k: int = 3,
     n_init_seeds: int = 3,
     objectives: Sequence[str] | None = None,
+    objective: str | None = None,
+    forecast_steps: int = DEFAULT_FORECAST_STEPS,
+    validate_steps: int = 0,
+    validate_top: int = 1,
     storage: Any = None,
     study_name: str | None = None,
     device: str = "auto",
@@ -940,7 +1340,29 @@ def suggest_architectures(
     n_init_seeds : int, default 3
         Initialisation seeds per verification.
     objectives : sequence of str, optional
-        Default: the space's. ``["kappa"]``, or with ``"params"``/``"flops"`` for a Pareto front.
+        Default: the space's. Exactly one primary objective, ``"kappa"`` or ``"forecast"``
+        (listed first whatever the order given), optionally with ``"params"``/``"flops"`` for
+        a Pareto front (NSGA-II; the verified candidates are then ranked by the primary).
+    objective : {"kappa", "forecast"}, optional
+        The primary objective; it replaces the one of the space (or of ``objectives``, which
+        must then name the same one or none). ``"kappa"``: minimise ``log10 kappa`` (cheap
+        bound tier where it applies, else the exact kappa on the subsample). ``"forecast"``:
+        minimise ``log10`` of the forecast loss ratio ``L_T / L_0`` after ``forecast_steps``
+        GD steps at ``lr = 1 / lambda_max`` on the subsample and its targets (every trial on
+        the exact subsample tier, same compute budget); the verified candidates are ranked by
+        the mean forecast ``L_T / L_0`` on the full sample. Needs targets. Stored on the study:
+        resuming it with another objective is refused.
+    forecast_steps : int, default 100
+        ``T`` of the training forecast shown for every verified row and the baseline
+        (:func:`forecast_architecture`, same seeds) and of the ``forecast`` objective; 0
+        disables the forecast (not allowed with ``objective="forecast"``). Data without targets
+        get no forecast (a note says so).
+    validate_steps : int, default 0
+        ``N > 0``: also train the top ``validate_top`` rows and the baseline for ``N``
+        full-batch GD steps per seed (:func:`measure_training`, ``lr = 1 / lambda_max``) and
+        report the measured ``L_N / L_0`` beside the forecast for ``N`` steps.
+    validate_top : int, default 1
+        How many of the top rows ``validate_steps`` trains.
     storage : str or optuna storage, optional
         See :func:`open_storage`; None is in memory.
     study_name : str, optional
@@ -971,6 +1393,8 @@ def suggest_architectures(
     ...                             ablation=False)
     >>> len(res.recommendations), res.recommendations[0].condition_number > 0
     (1, True)
+    >>> res.recommendations[0].forecast.steps, res.baseline.forecast.loss_ratio < 1
+    (100, True)
     """
     import optuna
 
@@ -988,12 +1412,13 @@ def suggest_architectures(
     kind = _device_kind(device)
     if not isinstance(space, SearchSpace):
         space = load_search_space(space)
-    objectives = tuple(space.objectives if objectives is None else objectives)
-    for i, o in enumerate(objectives):
-        check_choice(f"objectives[{i}]", o, OBJECTIVES)
-    if "kappa" not in objectives or len(set(objectives)) != len(objectives):
-        raise GNAdvisorError(f"objectives must include 'kappa' once, got {', '.join(objectives) or 'none'}")
-    objectives = ("kappa",) + tuple(o for o in objectives if o != "kappa")
+    objectives = _resolve_objectives(space.objectives, objectives, objective)
+    primary = objectives[0]
+    forecast_steps = check_positive_int("forecast_steps", forecast_steps, allow_zero=True)
+    validate_steps = check_positive_int("validate_steps", validate_steps, allow_zero=True)
+    validate_top = check_positive_int("validate_top", validate_top)
+    if primary == "forecast" and forecast_steps == 0:
+        raise GNAdvisorError("objective 'forecast' needs forecast_steps >= 1 (the T of the forecast L_T/L_0), got 0")
     max_gflop = float(max_gflop) if max_gflop is not None else DEFAULT_MAX_GFLOP[kind]
 
     ds = _load(data, n_samples=n_samples, input_shape=input_shape, input_dim=input_dim,
@@ -1002,6 +1427,11 @@ def suggest_architectures(
     if k is None:
         raise GNAdvisorError(f"the data {ds.name!r} have no targets, so the number of outputs is unknown; "
                              "give output_dim (--output-dim)")
+    targets = _targets_text(ds)
+    if primary == "forecast" and ds.Y is None:
+        raise GNAdvisorError(f"objective 'forecast' needs training targets, and the data {ds.name!r} have none "
+                             "(the forecast is of the loss ||f(X) - Y||^2 / (2n)); use objective 'kappa', or data "
+                             "with targets (Y or y in the file)")
     shape = tuple(ds.input_shape)
     spec_shape = shape if len(shape) > 1 else None
     space.families_for(spec_shape)  # fails early for a CNN-only space on flat data
@@ -1009,9 +1439,13 @@ def suggest_architectures(
                output_dim=int(k), input_shape=spec_shape, n_subsample=min(n_subsample, ds.n_samples), seed=seed,
                seeds=tuple(range(seed, seed + n_init_seeds)), device=device, max_gflop=max_gflop,
                # trials of a stored study name the process that ran them; an in-memory study has one process
-               worker=f"{socket.gethostname()}:{os.getpid()}" if storage is not None else "local")
+               worker=f"{socket.gethostname()}:{os.getpid()}" if storage is not None else "local",
+               forecast_steps=forecast_steps if ds.Y is not None else 0,
+               validate_steps=validate_steps if ds.Y is not None else 0, validate_top=validate_top)
     settings = {
-        "depth": depth, "space": space.name, "objectives": list(objectives),
+        "depth": depth, "space": space.name, "objective": primary, "objectives": list(objectives),
+        "forecast_steps": run.forecast_steps, "forecast_lr": "1/lambda_max", "validate_steps": run.validate_steps,
+        "validate_top": validate_top if run.validate_steps else 0, "targets": targets,
         "data": {"name": ds.name, "source": ds.name if hasattr(data, "X") else str(data), "n_samples": run.n,
                  "n_subsample": run.n_subsample, "input_shape": list(shape), "output_dim": run.output_dim,
                  "seed": seed, "whiten": bool(whiten), "standardize": bool(standardize), "notes": list(ds.notes),
@@ -1024,6 +1458,9 @@ def suggest_architectures(
         "data": ds.name, "n_samples": run.n, "n_subsample": run.n_subsample, "input_shape": list(shape),
         "output_dim": run.output_dim, "data_fingerprint": settings["data"]["fingerprint"], "seed": seed,
         "max_gflop": max_gflop,
+        # the forecast objective's scores also depend on T and the targets
+        **({"forecast_steps": forecast_steps, "targets_fingerprint": _fingerprint(ds.Y)}
+           if primary == "forecast" else {}),
     }))
 
     shown = "memory" if storage is None else (redact_url(storage) if isinstance(storage, str) else type(storage).__name__)
@@ -1038,7 +1475,7 @@ def suggest_architectures(
             n_before = len(study.get_trials(deepcopy=False))
             t0 = time.perf_counter()
             if trials > 0:
-                callbacks, bar = _search_bar(trials, progress)
+                callbacks, bar = _search_bar(trials, progress, run.primary)
                 try:
                     study.optimize(run.objective, n_trials=trials, timeout=timeout, callbacks=callbacks)
                 finally:
@@ -1060,8 +1497,7 @@ def suggest_architectures(
             "run more trials (--trials) or relax the budgets (constraints in the space, --max-gflop)")
     base_spec = baseline_architecture(space, depth, input_dim=run.input_dim, output_dim=run.output_dim,
                                       input_shape=spec_shape)
-    verified, baseline, abl, dropped, t_verify, t_ablation = _verify_phase(run, candidates, base_spec, ablation,
-                                                                           progress)
+    verified, baseline, abl, dropped, phase_s = _verify_phase(run, candidates, base_spec, ablation, progress)
     recs = _recommendations(verified, baseline, abl, pareto_ids if multi else None)
 
     frame = _trials_frame(all_trials)
@@ -1074,8 +1510,8 @@ def suggest_architectures(
         "tiers": {str(a): int(b) for a, b in sorted(tiers.items())},
         "workers": {str(a): int(b) for a, b in sorted(complete["worker"].value_counts().to_dict().items())},
     }
-    notes = _notes(tiers, run, kind) + dropped
-    timings = {"search_s": round(t_search, 3), "verify_s": round(t_verify, 3), "ablation_s": round(t_ablation, 3),
+    notes = _notes(tiers, run, kind, targets) + dropped
+    timings = {"search_s": round(t_search, 3), **{k: round(v, 3) for k, v in phase_s.items()},
                "total_s": round(time.perf_counter() - t_start, 3)}
     return SuggestResult(recommendations=recs, baseline=baseline, ablation=abl, trials=frame, settings=settings,
                          study_info=info, notes=notes, timings=timings, study=study)
@@ -1099,10 +1535,17 @@ class _Run:
     device: str
     max_gflop: float
     worker: str
+    forecast_steps: int = 0
+    validate_steps: int = 0
+    validate_top: int = 1
 
     @property
     def n(self) -> int:
         return int(self.X.shape[0])
+
+    @property
+    def primary(self) -> str:
+        return self.objectives[0]
 
     @property
     def max_flops(self) -> float:
@@ -1125,37 +1568,84 @@ class _Run:
             reasons = [f"{c} {size[c]:,} > {lim:,}" for (c, lim), v in zip(space.constraints.items(), viol) if v > 0]
             if viol[-1] > 0:
                 reasons.append(f"exact kappa on n={self.n} ~{cost / 1e9:.3g} GFLOP > {self.max_gflop:g}")
-            score = Score(math.inf, "skipped", 0, "over budget: " + "; ".join(reasons))
+            fc = self.primary == "forecast"
+            score = Score(math.inf, "skipped", 0, "over budget: " + "; ".join(reasons),
+                          loss_ratio=math.inf if fc else None, forecast_steps=self.forecast_steps if fc else None)
         else:
             score = score_architecture(spec, self.X, Y=self.Y, n_subsample=self.n_subsample, seed=self.seed,
-                                       device=self.device)
+                                       device=self.device, objective=self.primary,
+                                       forecast_steps=max(1, self.forecast_steps))
         trial.set_user_attr("score", score.to_dict())
-        values = [score.log10_kappa]
+        values = [score.value(self.primary)]
         values += [float(spec.n_params() if o == "params" else spec.flops()) for o in self.objectives[1:]]
         return tuple(values) if len(values) > 1 else values[0]
 
 
 def _verify_phase(run: _Run, candidates: list, base_spec: ArchSpec, ablation: bool, progress: bool):
-    """Exact kappa of the candidates and the baseline over the seeds, then the winner's ablation."""
+    """Exact kappa (and forecast) of the candidates and the baseline over the seeds, ranked by the
+    primary objective; the training check; then the winner's ablation."""
     X, Y, seeds, device = run.X, run.Y, run.seeds, run.device
-    bar = _bar(total=(len(candidates) + 1) * len(seeds), desc="verify", progress=progress)
+    fsteps, vsteps = run.forecast_steps, run.validate_steps
+    per_arch = len(seeds) * (2 if fsteps else 1)
+    n_trained = (min(run.validate_top, len(candidates)) + 1) * len(seeds) if vsteps else 0
+    bar = _bar(total=(len(candidates) + 1) * per_arch + n_trained, desc="verify", progress=progress)
     step = (lambda: bar.update(1)) if bar is not None else None
     t0 = time.perf_counter()
-    dropped, verified = [], []
+    remarks, verified = [], []
+
+    def forecast(spec: ArchSpec, what: str) -> TrainingForecast | None:
+        if not fsteps:
+            return None
+        try:
+            return forecast_architecture(spec, X, Y, seeds=seeds, steps=fsteps, device=device)
+        except GNAdvisorError as exc:
+            remarks.append(f"{what} ({spec.describe()}): no training forecast ({exc})")
+            return None
+        finally:
+            if bar is not None:
+                bar.update(len(seeds))
+
     try:
         for t in candidates:
             try:
-                verified.append((t, _verify_each(_spec_of(t), X, seeds, Y, device, step)))
+                v = _verify_each(_spec_of(t), X, seeds, Y, device, step)
             except GNAdvisorError as exc:
-                dropped.append(f"trial {t.number} ({_spec_of(t).describe()}) dropped: its exact kappa failed ({exc})")
+                remarks.append(f"trial {t.number} ({_spec_of(t).describe()}) dropped: its exact kappa failed ({exc})")
+                continue
+            fc = forecast(v.spec, f"trial {t.number}")
+            if run.primary == "forecast" and fc is None:
+                remarks.append(f"trial {t.number} dropped: the forecast objective needs its forecast")
+                continue
+            verified.append((t, dataclasses.replace(v, forecast=fc)))
         if not verified:
-            raise GNAdvisorError("no candidate could be verified: " + "; ".join(dropped))
-        verified.sort(key=lambda tv: (tv[1].mean, tv[0].number))
+            raise GNAdvisorError("no candidate could be verified: " + "; ".join(remarks))
+        verified.sort(key=lambda tv: (_rank_value(tv[1], run.primary), tv[0].number))
         base_ver = _verify_each(base_spec, X, seeds, Y, device, step)
-        base_score = score_architecture(base_spec, X, Y=Y, n_subsample=run.n_subsample, seed=run.seed, device=device)
+        base_ver = dataclasses.replace(base_ver, forecast=forecast(base_spec, "baseline"))
+        base_score = score_architecture(base_spec, X, Y=Y, n_subsample=run.n_subsample, seed=run.seed, device=device,
+                                        objective=run.primary, forecast_steps=max(1, fsteps))
+        t_verify = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        if vsteps:
+            def measure(v: Verification, what: str) -> Verification:
+                try:
+                    m = measure_training(v.spec, X, Y, seeds=seeds, steps=vsteps, forecast=v.forecast, device=device)
+                    return dataclasses.replace(v, measured=m)
+                except GNAdvisorError as exc:
+                    remarks.append(f"{what} ({v.spec.describe()}): training check failed ({exc})")
+                    return v
+                finally:
+                    if bar is not None:
+                        bar.update(len(seeds))
+
+            verified = [(t, measure(v, f"#{i + 1}") if i < run.validate_top else v)
+                        for i, (t, v) in enumerate(verified)]
+            base_ver = measure(base_ver, "baseline")
+        t_validate = time.perf_counter() - t0
         baseline = Recommendation(rank=None, spec=base_spec, verification=base_ver, score=base_score,
                                   improvement=1.0, reasons=("plain MLP: relu, kaiming_normal, no skips, no batch norm",))
-        t_verify = time.perf_counter() - t0
+
         t0 = time.perf_counter()
         abl = None
         if ablation:
@@ -1169,7 +1659,13 @@ def _verify_phase(run: _Run, candidates: list, base_spec: ArchSpec, ablation: bo
     finally:
         if bar is not None:
             bar.close()
-    return verified, baseline, abl, dropped, t_verify, t_ablation
+    return verified, baseline, abl, remarks, {"verify_s": t_verify, "validate_s": t_validate, "ablation_s": t_ablation}
+
+
+def _rank_value(v: Verification, primary: str) -> float:
+    """What the verified rows are ranked by: mean kappa, or mean forecast L_T/L_0 (NaN last)."""
+    value = v.mean if primary == "kappa" else (math.inf if v.forecast is None else v.forecast.loss_ratio)
+    return value if not math.isnan(value) else math.inf
 
 
 def _recommendations(verified: list, baseline: Recommendation, abl: Ablation | None,
@@ -1256,21 +1752,40 @@ def _trials_frame(trials):
             "params": ArchSpec.from_dict(spec).n_params() if spec else None,
             "feasible": _feasible(t) if "constraints" in attrs else False,
             "tier": score.get("tier", "none"), "score": math.inf if kappa is None and score else kappa,
+            "loss_ratio": (None if "forecast_steps" not in score
+                           else math.inf if score.get("loss_ratio") is None else score["loss_ratio"]),
             "score_samples": score.get("n_samples"), "score_detail": score.get("detail"),
             "score_time_s": score.get("time_s"),
             "values": list(t.values) if t.values is not None else None,
         })
-    cols = ["number", "state", "worker", "architecture", "params", "feasible", "tier", "score", "score_samples",
-            "score_detail", "score_time_s", "values"]
+    cols = ["number", "state", "worker", "architecture", "params", "feasible", "tier", "score", "loss_ratio",
+            "score_samples", "score_detail", "score_time_s", "values"]
     return pd.DataFrame(rows, columns=cols)
 
 
-def _notes(tiers: Mapping[str, int], run: _Run, kind: str) -> list[str]:
+def _notes(tiers: Mapping[str, int], run: _Run, kind: str, targets: str | None) -> list[str]:
     n = run.n
+    if run.primary == "forecast":
+        scores = (f"search scores: tier 'subsample' = forecast L_T/L_0 (T = {run.forecast_steps}) and exact kappa on "
+                  f"the first {run.n_subsample} of them and their targets (the closed-form bounds cannot forecast); "
+                  "rows ranked by the mean forecast L_T/L_0")
+    else:
+        scores = (f"search scores: tier 'subsample' = exact kappa on the first {run.n_subsample} of them, tier 'bound' "
+                  "= tightest valid closed-form upper bound (Zhao, Singh & Lucchi 2024)")
     notes = [f"kappa = exact lambda_max / lambda_min!=0 of the Gauss-Newton matrix at initialisation on the same "
              f"{n} samples for every row, mean over init seeds {', '.join(map(str, run.seeds))} (std: sample "
-             f"standard deviation); search scores: tier 'subsample' = exact kappa on the first {run.n_subsample} of "
-             "them, tier 'bound' = tightest valid closed-form upper bound (Zhao, Singh & Lucchi 2024)"]
+             f"standard deviation); {scores}"]
+    if targets is None:
+        notes.append("the data have no targets: no training forecast and no training check (nothing to fit; give a "
+                     "file with Y or y to get them)")
+    elif run.forecast_steps or run.validate_steps:
+        text = (f"forecast = L_T/L_0 that the linearised (Gauss-Newton/NTK) dynamics predict for T full-batch GD "
+                f"steps at lr = 1/lambda_max of each seed's GN, L = ||f(X) - Y||^2 / (2n) on the same {n} samples, "
+                f"targets: {targets}; same init seeds as kappa (gnadvisor.gn_forecast)")
+        if run.validate_steps:
+            text += (f"; measured = L_N/L_0 after N = {run.validate_steps} steps of that GD (gnadvisor.train, same lr and "
+                     "seeds), beside the forecast for the same N")
+        notes.append(text)
     skipped = int(tiers.get("skipped", 0))
     if skipped:
         notes.append(f"{skipped} trial(s) skipped as over budget (the space's constraints, or an exact kappa on n={n} "
@@ -1292,18 +1807,19 @@ def _bar(total: int | None, desc: str, progress: bool):
     return tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True, disable=None)
 
 
-def _search_bar(trials: int, progress: bool):
+def _search_bar(trials: int, progress: bool, primary: str = "kappa"):
     bar = _bar(trials, "search", progress)
     if bar is None:
         return [], None
     best = [math.inf]
+    key, label = ("kappa", "kappa") if primary == "kappa" else ("loss_ratio", "L_T/L_0")
 
     def callback(study, trial):
         score = trial.user_attrs.get("score") or {}
-        kappa = score.get("kappa")
-        if kappa is not None and _feasible(trial):
-            best[0] = min(best[0], kappa)
-        bar.set_postfix_str(f"best kappa {best[0]:.3g}" if math.isfinite(best[0]) else "")
+        value = score.get(key)
+        if value is not None and _feasible(trial):
+            best[0] = min(best[0], value)
+        bar.set_postfix_str(f"best {label} {best[0]:.3g}" if math.isfinite(best[0]) else "")
         bar.update(1)
 
     return [callback], bar

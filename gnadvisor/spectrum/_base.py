@@ -168,7 +168,10 @@ def split_spectrum(eigs_desc: np.ndarray, rtol: float) -> tuple[np.ndarray, np.n
 
 
 def symmetric_eigvalsh(mat: torch.Tensor) -> np.ndarray:
-    """Eigenvalues of a symmetric matrix, float64, descending, as numpy."""
-    mat = 0.5 * (mat + mat.T)
-    ev = torch.linalg.eigvalsh(mat.to(torch.float64))
+    """Eigenvalues of a symmetric matrix, float64, descending, as numpy.
+
+    LAPACK's symmetric solver reads the lower triangle only, so no symmetrised copy is made
+    (the routes build exactly symmetric matrices, up to rounding in the triangle not read).
+    """
+    ev = torch.linalg.eigvalsh(mat.to(torch.float64), UPLO="L")
     return ev.flip(0).cpu().numpy()

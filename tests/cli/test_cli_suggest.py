@@ -38,7 +38,8 @@ SPACE = {
 SMALL = ["--depth", "2", "--samples", "30", "--subsample", "15", "--init-seeds", "2", "--top", "2"]
 ROW_KEYS = {"rank", "architecture", "spec", "params", "flops", "condition_number", "condition_number_std", "kappas",
             "seeds", "n_samples", "routes", "improvement", "score", "score_tier", "score_samples", "score_detail",
-            "trial_number", "worker", "pareto", "reasons"}
+            "score_loss_ratio", "forecast", "measured", "trial_number", "worker", "pareto", "reasons"}
+FORECAST_KEYS = {"steps", "lr_scale", "seeds", "n_samples", "lr", "loss_ratio", "log_decrease", "initial_loss"}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -100,6 +101,9 @@ def test_json_schema_is_stable(default_space_run):
         assert ArchSpec.from_dict(row["spec"]).describe() == row["architecture"]
         assert row["condition_number"] > 0 and row["condition_number_std"] >= 0
         assert row["score_tier"] in ("bound", "subsample") and row["seeds"] == [0, 1]
+        assert set(row["forecast"]) == FORECAST_KEYS and row["forecast"]["steps"] == 100
+        assert set(row["forecast"]["loss_ratio"]) == {"mean", "std", "values"}
+        assert row["measured"] is None and row["score_loss_ratio"] is None
     assert [r["rank"] for r in d["recommendations"]] == list(range(1, len(d["recommendations"]) + 1))
     assert d["baseline"]["rank"] is None and d["baseline"]["improvement"] == 1.0
     assert set(d["settings"]["data"]) >= {"name", "source", "n_samples", "n_subsample", "input_shape", "seed"}
@@ -189,7 +193,7 @@ def test_usage_errors_name_the_flag():
     res = run(*SMALL, "--json", "--csv", "-")
     assert res.exit_code == 2 and "--csv" in res.output
     res = run(*SMALL, "--objectives", "params")
-    assert res.exit_code == 2 and "must include 'kappa'" in res.output
+    assert res.exit_code == 2 and "must include 'kappa' or 'forecast'" in res.output
     res = run("--trials", "1")
     assert res.exit_code == 2 and "--depth" in res.output
 

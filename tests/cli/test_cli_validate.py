@@ -32,7 +32,7 @@ def tiny(tmp_path_factory):
     res = run("validate", "--specs", str(tmp / "specs.json"), "--samples", "16", "--steps", "6", "--seeds", "2",
               "--bootstrap", "30", "--workers", "1", "--json", "--csv", str(tmp / "corr.csv"), "--out", str(tmp / "out"))
     assert res.exit_code == 0, res.output
-    return tmp, json.loads(res.output)
+    return tmp, json.loads(res.stdout)
 
 
 def test_validate_json_and_files(tiny):

@@ -112,7 +112,7 @@ BAD_FILES = [
     ("constraints.max_param", 10, "unknown key 'max_param' in constraints; allowed keys: max_params, max_flops"),
     ("constraints.max_params", "5e6", "constraints.max_params must be a positive integer or null, got '5e6' (YAML reads 5e6 as text: write 5000000 or 5.0e6)"),
     ("constraints.max_flops", -1, "constraints.max_flops must be a positive integer or null, got -1"),
-    ("objectives", ["accuracy"], "objectives[0] must be one of 'kappa', 'params', 'flops'; got 'accuracy'"),
+    ("objectives", ["accuracy"], "objectives[0] must be one of 'kappa', 'forecast', 'params', 'flops'; got 'accuracy'"),
     ("objectives", [], "objectives must be a non-empty list"),
     ("objectives", ["kappa", "kappa"], "objectives must not repeat"),
     ("objectives", _DELETE, "the search space needs a 'objectives' key"),
