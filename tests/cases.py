@@ -117,6 +117,30 @@ def custom(seed=7):
     return Custom(4, 6, 2).double(), torch.randn(14, 4, dtype=torch.float64)
 
 
+class LastStepLSTM(nn.Module):
+    """nn.LSTM has no vmap batching rule (in-place kernels) and linearize replays it wrongly."""
+
+    def __init__(self, d: int, h: int, k: int):
+        super().__init__()
+        self.rnn = nn.LSTM(d, h, batch_first=True)
+        self.out = nn.Linear(h, k)
+
+    def forward(self, x):
+        return self.out(self.rnn(x)[0][:, -1])
+
+
+def lstm(seed=8):
+    _seed(seed)
+    return LastStepLSTM(3, 4, 2).double(), torch.randn(10, 4, 3, dtype=torch.float64)
+
+
+def prelu_mlp(seed=9):
+    """nn.PReLU's backward has no vmap rule for a per-sample Jacobian."""
+    _seed(seed)
+    net = nn.Sequential(nn.Linear(4, 5, bias=False), nn.PReLU(), nn.Linear(5, 2, bias=False)).double()
+    return net, torch.randn(10, 4, dtype=torch.float64)
+
+
 CASES = [
     Case("linear", lambda: linear_chain(), linear=True, expected_rank=15),
     Case("linear-raw-data", lambda: linear_chain(scale_features=True, seed=11), linear=True, expected_rank=15),
@@ -132,6 +156,8 @@ CASES = [
     Case("batchnorm", batchnorm_mlp, full_rank=False),
     Case("pruned", pruned_mlp),
     Case("custom", custom),
+    Case("lstm", lstm),
+    Case("prelu", prelu_mlp),
 ]
 
 

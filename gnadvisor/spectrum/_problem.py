@@ -107,6 +107,7 @@ class Problem:
     notes: list[str] = field(default_factory=list)
     _independent: bool | None = None
     _saved_bytes: dict[bool, int] = field(default_factory=dict)
+    _vmap_ok: bool = True
 
     # -- evaluation -------------------------------------------------------------------
     def f(self, params: Mapping[str, torch.Tensor], X: torch.Tensor | None = None) -> torch.Tensor:
@@ -167,6 +168,50 @@ class Problem:
             del out
             self._saved_bytes[full_batch] = max(1, sum(seen.values()))
         return self._saved_bytes[full_batch]
+
+    def jacobian_rows(self, names: list[str], r0: int, r1: int, batched: Callable[[], dict]) -> dict[str, torch.Tensor]:
+        """Rows ``r0:r1`` of J for the tensors ``names``: ``{name: (r1 - r0, *shape)}``.
+
+        ``batched()`` is the fast torch.func computation (vmap over samples or cotangents). Some
+        modules have no batching rule (e.g. ``nn.LSTM``'s in-place kernels, ``nn.PReLU``'s
+        backward); then the rows come from plain autograd, one backward pass per row (per sample
+        when samples are independent), and a note says so. Out-of-memory errors are not caught.
+        """
+        if self._vmap_ok:
+            try:
+                return batched()
+            except torch.OutOfMemoryError:
+                raise
+            except (RuntimeError, NotImplementedError) as exc:
+                self._vmap_ok = False
+                first = (str(exc).strip().splitlines() or [""])[0][:160]
+                self.notes.append(
+                    f"torch.func's vmap cannot batch this model ({type(exc).__name__}: {first}); Jacobian rows "
+                    "were computed by plain autograd, one backward pass per row (exact, slower)")
+        return self._rows_by_autograd(names, r0, r1)
+
+    def _rows_by_autograd(self, names: list[str], r0: int, r1: int) -> dict[str, torch.Tensor]:
+        k = self.n_outputs
+        params = {nm: self.values[nm].detach().requires_grad_(True) for nm in names}
+        plist = [params[nm] for nm in names]
+        out = {nm: torch.zeros((r1 - r0,) + tuple(params[nm].shape), dtype=torch.float64, device=self.device)
+               for nm in names}
+
+        def fill(y: torch.Tensor, rows: range, offset: int) -> None:
+            for r in rows:
+                grads = torch.autograd.grad(y[r - offset], plist, retain_graph=True, allow_unused=True)
+                for nm, g in zip(names, grads):
+                    if g is not None:
+                        out[nm][r - r0] = g
+
+        with torch.enable_grad():
+            if self.independent:
+                for i in range(r0 // k, (r1 - 1) // k + 1):
+                    y = self.f_single(params, self.X[i])
+                    fill(y, range(max(r0, i * k), min(r1, (i + 1) * k)), i * k)
+            else:
+                fill(self.f(params), range(r0, r1), 0)
+        return out
 
     def vjp_sq_norms(self, v: torch.Tensor) -> dict[str, float]:
         """``||(J^T v)_name||^2`` per parameter (kept columns), via one full-batch vjp."""

@@ -21,7 +21,7 @@ recomputed by the block-wise rule, so the structured shortcut can never give a w
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -269,17 +269,25 @@ def _block_jacobian(problem: Problem, names: list[str], budget_j: int,
         fn = vmap(jacrev(problem.f_single), in_dims=(None, 0))
         step = max(1, rows_per_chunk // k)
         for s in range(0, n, step):
-            jac = fn(params, problem.X[s : s + step])
-            b = jac[names[0]].shape[0]
+            b = min(step, n - s)
+            jac = problem.jacobian_rows(names, s * k, (s + b) * k,
+                                        lambda: fn(params, problem.X[s : s + step]))
             put(jac, s * k, b * k)
     else:
-        _, vjp_fn = torch.func.vjp(lambda p: problem.f(p), params)
-        batched = vmap(vjp_fn)
-        for r0 in range(0, N, rows_per_chunk):
-            r1 = min(N, r0 + rows_per_chunk)
+        state: dict[str, Any] = {}
+
+        def rows(r0: int, r1: int) -> dict:
+            if "batched" not in state:
+                _, vjp_fn = torch.func.vjp(lambda p: problem.f(p), params)
+                state["batched"] = vmap(vjp_fn)
             cot = torch.zeros(r1 - r0, N, dtype=torch.float64, device=problem.device)
             cot[torch.arange(r1 - r0), torch.arange(r0, r1)] = 1.0
-            (jac,) = batched(cot)
+            (jac,) = state["batched"](cot)
+            return jac
+
+        for r0 in range(0, N, rows_per_chunk):
+            r1 = min(N, r0 + rows_per_chunk)
+            jac = problem.jacobian_rows(names, r0, r1, lambda: rows(r0, r1))
             put(jac, r0, r1 - r0)
     return J
 

@@ -21,17 +21,20 @@ def jacobian_matrix(problem: Problem, *, chunk_samples: int | None = None) -> to
     """
     params = {n: problem.values[n] for n in problem.names}
     n, k = problem.n_samples, problem.n_outputs
+    names = list(problem.names)
     if problem.independent:
         per_sample = vmap(jacrev(problem.f_single), in_dims=(None, 0))
         step = chunk_samples or max(1, min(n, 256))
         blocks = []
         for s in range(0, n, step):
-            jac = per_sample(params, problem.X[s : s + step])  # name -> (b, k, *shape)
-            b = jac[problem.names[0]].shape[0]
-            blocks.append(torch.cat([problem.select_cols(nm, jac[nm].reshape(b * k, -1)) for nm in problem.names], dim=1))
+            b = min(step, n - s)
+            jac = problem.jacobian_rows(names, s * k, (s + b) * k,
+                                        lambda: per_sample(params, problem.X[s : s + step]))  # name -> (b, k, *shape)
+            blocks.append(torch.cat([problem.select_cols(nm, jac[nm].reshape(b * k, -1)) for nm in names], dim=1))
         return torch.cat(blocks, dim=0)
-    jac = jacrev(problem.f, chunk_size=max(1, min(n * k, 64)))(params)
-    return torch.cat([problem.select_cols(nm, jac[nm]) for nm in problem.names], dim=1)
+    jac = problem.jacobian_rows(names, 0, n * k,
+                                lambda: jacrev(problem.f, chunk_size=max(1, min(n * k, 64)))(params))
+    return torch.cat([problem.select_cols(nm, jac[nm].reshape(n * k, -1)) for nm in names], dim=1)
 
 
 def jacobian_gauss_newton(problem: Problem) -> torch.Tensor:

@@ -35,9 +35,7 @@ def lanczos_extremes(problem: Problem, *, max_steps: int = 300) -> LanczosResult
     n = problem.n_samples
     params = {nm: problem.values[nm] for nm in problem.names}
     f = lambda p: problem.f(p)  # noqa: E731
-    with warnings.catch_warnings():  # linearize's constant folding warns about internal get_attr nodes
-        warnings.simplefilter("ignore", UserWarning)
-        _, jvp_fn = torch.func.linearize(f, params)
+    jvp_fn = _checked_linearize(f, params, problem.notes)
     _, vjp_fn = torch.func.vjp(f, params)
     dev = problem.device
     sizes = [problem.n_cols(nm) for nm in problem.names]
@@ -72,7 +70,7 @@ def lanczos_extremes(problem: Problem, *, max_steps: int = 300) -> LanczosResult
             counter["n"] += 1
             w = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64).reshape(-1)).to(dev)
             (g,) = vjp_fn(jvp_fn(embed(w)))
-            return (flatten(g) / n).cpu().numpy()
+            return (flatten(g) / n).cpu().numpy().copy()
     else:
         space, dim = "outputs", N
 
@@ -80,10 +78,42 @@ def lanczos_extremes(problem: Problem, *, max_steps: int = 300) -> LanczosResult
             counter["n"] += 1
             u = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64).reshape(-1)).to(dev)
             (g,) = vjp_fn(u)
-            return (jvp_fn(embed(flatten(g))) / n).cpu().numpy()
+            # copy: on the CPU .numpy() shares memory, and linearize's compiled graph may hand back
+            # the same output buffer on every call (seen with nn.LSTM), overwriting earlier vectors
+            return (jvp_fn(embed(flatten(g))) / n).cpu().numpy().copy()
 
     res = _lanczos(matvec, dim, max_steps=min(dim, max_steps))
     return LanczosResult(res[0], res[1], space, dim, res[2], res[3], res[4], counter["n"])
+
+
+def _checked_linearize(f, params: dict[str, torch.Tensor], notes: list[str]):
+    """``torch.func.linearize``'s jvp, if it reproduces plain ``torch.func.jvp``; else plain jvp.
+
+    linearize traces the forward once and replays the trace for every tangent. For some modules
+    the replay is wrong after its first call (seen with ``nn.LSTM``: only the first product was
+    right), which would make the operator silently not the GN matrix. Two replays on random
+    tangents are compared with ``torch.func.jvp``; on any disagreement every product uses
+    ``torch.func.jvp`` (one forward pass more per product).
+    """
+    def plain(t):
+        return torch.func.jvp(f, (params,), (t,))[1]
+
+    try:
+        with warnings.catch_warnings():  # linearize's constant folding warns about internal get_attr nodes
+            warnings.simplefilter("ignore", UserWarning)
+            _, jvp_fn = torch.func.linearize(f, params)
+        gen = torch.Generator(device="cpu").manual_seed(0)
+        for _ in range(3):
+            t = {k: torch.randn(v.shape, generator=gen, dtype=v.dtype).to(v.device) for k, v in params.items()}
+            a, b = jvp_fn(t), plain(t)
+            if not torch.allclose(a, b, rtol=1e-10, atol=1e-12 * float(b.abs().max()) + 1e-300):
+                raise RuntimeError("replayed linearization disagrees with jvp")
+        return jvp_fn
+    except (RuntimeError, NotImplementedError) as exc:
+        if isinstance(exc, torch.OutOfMemoryError):
+            raise
+        notes.append("torch.func.linearize is not reliable for this model; each product recomputes the forward pass")
+        return plain
 
 
 def _lanczos(matvec, dim: int, *, max_steps: int, check_every: int = 10):
