@@ -89,6 +89,14 @@ def load_model(target: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
         raise GNAdvisorError(
             f"model {target!r}: no such file; give FILE.py:NAME, package.module:NAME, or a saved .pt/.pt2 file"
         )
+    if path.suffix == ".py":
+        module = _import_file(path)
+        found = sorted(n for n, v in vars(module).items()
+                       if not n.startswith("_") and (inspect.isfunction(v) or (inspect.isclass(v) and issubclass(v, nn.Module))))
+        raise GNAdvisorError(
+            f"model {target!r}: a Python file needs the factory or class to use, as FILE.py:NAME"
+            + (f"; factories and module classes there: {', '.join(found)}" if found else "")
+        )
     if kwargs:
         raise GNAdvisorError("--kwargs applies to FILE.py:NAME or package.module:NAME, not to a saved model file")
     return _load_saved(path)
@@ -187,7 +195,12 @@ def load_state(model: nn.Module, path: str | Path) -> nn.Module:
     try:
         new.load_state_dict(obj)
     except RuntimeError as exc:
-        raise GNAdvisorError(f"checkpoint {str(p)!r} does not fit the model: {_first_line(exc)}") from None
+        # torch lists the missing / unexpected keys and size mismatches on the following lines
+        details = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()]
+        detail = "; ".join(details)
+        if len(detail) > 400:
+            detail = detail[:400] + " ..."
+        raise GNAdvisorError(f"checkpoint {str(p)!r} does not fit the model: {detail or _first_line(exc)}") from None
     return new
 
 
@@ -265,4 +278,14 @@ def data_for_model(model: nn.Module, source: str = "digits", *, n_samples: int |
         kwargs["input_shape"] = shape
     if targets_file is not None:
         kwargs["targets_file"] = targets_file
-    return load_data(source, n_samples=n_samples, whiten=whiten, standardize=standardize, seed=seed, **kwargs)
+    try:
+        return load_data(source, n_samples=n_samples, whiten=whiten, standardize=standardize, seed=seed, **kwargs)
+    except GNAdvisorError as exc:
+        if input_shape is None and shape is not None and str(exc).startswith("input_shape must have"):
+            # the shape came from the model, not from the user: say what does not fit
+            raise GNAdvisorError(
+                f"the model takes inputs of shape {','.join(map(str, shape))} (read from its first layer) but the "
+                f"data {source!r} does not fit that shape ({exc}); give data of that width, or --input-shape if "
+                "the first layer is not the input"
+            ) from None
+        raise

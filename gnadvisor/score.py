@@ -439,8 +439,9 @@ def _advice(spec: Spectrum, layers: list[BlockReport], kappa_sigma: float, theo:
     out = []
     if kappa_sigma > 10 and kappa_sigma ** 2 > spec.condition_number ** 0.5:
         out.append(
-            f"the input covariance is ill-conditioned (kappa(Sigma) = {kappa_sigma:.3g}) and kappa(G) scales with it "
-            "(paper Lemma 1/2, Remark R2): whiten or standardise the inputs (--whiten / --standardize)"
+            f"the input covariance is ill-conditioned (kappa(Sigma) = {kappa_sigma:.3g}); for linear and residual "
+            "chains kappa(G) scales with it (paper Lemma 1/2, Remark R2): rescore with --standardize or --whiten and "
+            "compare (for non-linear nets either can also raise kappa: whitening changes the input scale)"
         )
     if layers:
         worst = max(layers, key=lambda b: b.condition_number * max(b.trace_share, 1e-12))

@@ -47,7 +47,8 @@ def score(model, kwargs_json, data, n_samples, input_shape, whiten, standardize,
     """Exact GN spectrum of MODEL and where its ill-conditioning comes from.
 
     MODEL is FILE.py:NAME (a factory function or nn.Module class), package.module:NAME, or a
-    saved module (torch.save, TorchScript, or torch.export .pt2). Loading a Python file or a
+    saved module (torch.save(model), or a torch.export .pt2 archive with --input-shape; TorchScript
+    archives are refused: torch.func cannot differentiate them). Loading a Python file or a
     pickled module RUNS ITS CODE: only score models you trust.
 
     \b

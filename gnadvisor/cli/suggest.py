@@ -269,7 +269,8 @@ def _text(result, out_dir: str | None) -> str:
                  if sv is not None and math.isfinite(sv) else f"- ({r.score.tier})")
         row = [str(r.rank) if r.rank is not None else "baseline", r.spec.describe(), f"{r.params:,}",
                _kappa(r.condition_number, r.condition_number_std),
-               f"{r.improvement:.3g}x" if r.rank is not None else "1x"]
+               (f"{r.improvement:.3g}x" + (" (worse)" if 0 < r.improvement < 1 else "")) if r.rank is not None
+               else "1x"]
         if show_fc:
             f = r.forecast
             row.append("-" if f is None else _ratio(f.loss_ratio, f.loss_ratio_std))
@@ -290,6 +291,11 @@ def _text(result, out_dir: str | None) -> str:
                  f"(kappa {fmt(best.condition_number, 3)} vs {fmt(result.baseline.condition_number, 3)})."
                  + ("" if better or s.get("objective") != "forecast" else
                     " The forecast objective ranks by training speed, not by kappa."))
+    worse = [r.rank for r in result.recommendations if 0 < r.improvement < 1]
+    if worse and s.get("objective") != "forecast":
+        lines.append(f"{'Rows' if len(worse) > 1 else 'Row'} {', '.join(f'#{k}' for k in worse)} "
+                     f"{'are' if len(worse) > 1 else 'is'} worse conditioned than the baseline: the search found "
+                     "too few better designs (raise --trials, or --max-gflop if many trials were skipped).")
     explain_kappa = not better and s.get("objective") == "forecast"
     lines += _training_lines(result)
     abl = result.ablation
