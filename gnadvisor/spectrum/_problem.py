@@ -110,16 +110,26 @@ class Problem:
     _vmap_ok: bool = True
 
     # -- evaluation -------------------------------------------------------------------
+    def call(self, params: Mapping[str, torch.Tensor], X: torch.Tensor) -> torch.Tensor:
+        """``model(X)`` with ``params`` substituted.
+
+        On CUDA, recurrent modules run without cuDNN: cuDNN's RNN kernels refuse a backward
+        pass in eval mode and cannot run on torch.func's wrapped tensors; the native kernels
+        compute the same function with plain differentiable ops.
+        """
+        if self.device.type == "cuda" and any(isinstance(m, nn.RNNBase) for m in self.model.modules()):
+            with torch.backends.cudnn.flags(enabled=False):
+                return functional_call(self.model, dict(params), (X,))
+        return functional_call(self.model, dict(params), (X,))
+
     def f(self, params: Mapping[str, torch.Tensor], X: torch.Tensor | None = None) -> torch.Tensor:
         """Full-batch output, flattened to (n * k,), with ``params`` substituted."""
         X = self.X if X is None else X
-        out = functional_call(self.model, dict(params), (X,))
-        return out.reshape(-1)
+        return self.call(params, X).reshape(-1)
 
     def f_single(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """Output (k,) for one sample (used under vmap)."""
-        out = functional_call(self.model, dict(params), (x.unsqueeze(0),))
-        return out.reshape(-1)
+        return self.call(params, x.unsqueeze(0)).reshape(-1)
 
     def select_cols(self, name: str, jac: torch.Tensor) -> torch.Tensor:
         """Flatten a per-parameter Jacobian (rows, *shape) to (rows, kept columns)."""
@@ -164,7 +174,7 @@ class Problem:
 
             X = self.X if full_batch else self.X[:1]
             with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                out = functional_call(self.model, params, (X,))
+                out = self.call(params, X)
             del out
             self._saved_bytes[full_batch] = max(1, sum(seen.values()))
         return self._saved_bytes[full_batch]
@@ -421,7 +431,7 @@ def build_problem(
 
     try:
         with torch.no_grad():
-            out = functional_call(m, {}, (X,))
+            out = problem.call({}, X)
     except Exception as exc:  # noqa: BLE001 - user code
         raise GNAdvisorError(
             f"the model could not be applied to inputs of shape {tuple(X.shape)} ({_first_line(exc)}); "
