@@ -158,6 +158,7 @@ def _resolve(model, kwargs_json, spec_json, spec_file, depth, width, activation,
     import torch
 
     from .. import loading
+    from .._checks import GNAdvisorError
     from ..data import load_data
     from ..search import ArchSpec
 
@@ -197,6 +198,9 @@ def _resolve(model, kwargs_json, spec_json, spec_file, depth, width, activation,
                         output_dim=ds.n_outputs)
         return spec, spec.describe(), ds
     torch.manual_seed(seed)
+    if ":" not in model and not Path(model).exists():
+        raise GNAdvisorError(f"MODEL {model!r} is neither a family ({', '.join(_FAMILIES)}) nor a model file: give a "
+                             "family, FILE.py:NAME, package.module:NAME, or a saved .pt/.pt2 file")
     net = loading.load_model(model, loading.parse_kwargs(kwargs_json))
     ds = loading.data_for_model(net, data, n_samples=n_samples, input_shape=shape, whiten=whiten,
                                 standardize=standardize, seed=seed, default_samples=_DEFAULT_SAMPLES)

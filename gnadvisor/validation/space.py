@@ -121,7 +121,8 @@ def validation_specs(name: str = "digits-v1", *, input_dim: int = 64, output_dim
     ['gelu', 'leaky_relu', 'linear', 'relu', 'tanh']
     """
     if name not in BUILTIN_SETS:
-        raise GNAdvisorError(f"name must be one of {', '.join(map(repr, BUILTIN_SETS))}; got {name!r}")
+        raise GNAdvisorError(f"built-in architecture set (--set) must be one of {', '.join(map(repr, BUILTIN_SETS))}; "
+                             f"got {name!r}")
     input_dim = check_positive_int("input_dim", input_dim)
     output_dim = check_positive_int("output_dim", output_dim)
     return [ArchSpec(input_dim=input_dim, output_dim=output_dim, **row) for row in _digits_v1()]

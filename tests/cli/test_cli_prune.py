@@ -247,6 +247,9 @@ def test_prune_library_errors_are_one_line():
     assert res.output.strip().count("\n") == 0 and res.output.startswith("Error: model file")
     res = run("--spec", '{"depth": 1, "width": 4, "input_dim": 64, "output_dim": 10, "colour": 1}')
     assert res.exit_code == 2 and res.output.startswith("Error: unknown key 'colour' in ArchSpec")
+    res = run("mpl")  # a typo for a family
+    assert res.exit_code == 2 and res.output.strip().count("\n") == 0
+    assert "neither a family (mlp, resmlp, cnn)" in res.output
 
 
 # ------------------------------------------------------------------ --forecast-steps

@@ -22,7 +22,7 @@ def test_builtin_set_covers_the_required_space():
     assert {s.prune_scheme for s in specs if s.needs_pruning} == {"magnitude", "random", "snip", "synflow"}
     assert validation_specs() == specs  # deterministic
     assert all(s.input_dim == 49 and s.output_dim == 3 for s in validation_specs(input_dim=49, output_dim=3))
-    with pytest.raises(GNAdvisorError, match="name must be one of 'digits-v1'"):
+    with pytest.raises(GNAdvisorError, match=r"\(--set\) must be one of 'digits-v1'"):
         validation_specs("nope")
 
 
