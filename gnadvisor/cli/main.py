@@ -37,6 +37,12 @@ class LazyGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # bad option values: one line, not click's usage block
+            where = f"gnadvisor {exc.ctx.command_path.split(' ', 1)[-1]}" if exc.ctx is not None else "gnadvisor"
+            if where.startswith("gnadvisor gnadvisor") or where == "gnadvisor cli":
+                where = "gnadvisor"
+            click.echo(f"Error: {exc.format_message()} (see '{where} --help')", err=True)
+            sys.exit(exc.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence

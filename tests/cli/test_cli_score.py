@@ -367,3 +367,16 @@ def test_score_all_zero_inputs_report_nan_data_condition(tmp_path):
     out = score_json(f"{MODELS}/mlp_bn.py:make_model", "--kwargs", '{"width": 4, "depth": 1}',
                      "--data", str(tmp_path / "z.npy"), "--no-layers")
     assert out["data_condition_number"] is None and out["data_rank"] == 0
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (("score", "x.py:f", "--device", "tpu"), r"'--device'.*'tpu'.*see 'gnadvisor score --help'"),
+    (("prune", "mlp", "--sparsity", "1.0"), r"'--sparsity'.*see 'gnadvisor prune --help'"),
+    (("suggest",), r"Missing option '--depth'.*see 'gnadvisor suggest --help'"),
+    (("validate", "--steps", "0"), r"'--steps'.*see 'gnadvisor validate --help'"),
+    (("nosuch",), r"No such command 'nosuch'"),
+])
+def test_usage_errors_are_one_line(args, pattern):
+    res = run(*args)
+    assert res.exit_code == 2
+    _err(res, pattern)
