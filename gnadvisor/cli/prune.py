@@ -236,7 +236,7 @@ def _render(label, ds, res, as_json, csv_path, out_dir):
               "all": "GN on all coordinates, pruned ones included (the paper's convention)"}
     for c in res.coordinates:
         click.echo(f"\n{titles[c]}, mean and spread (std) over {len(res.seeds)} seed(s):")
-        header = ["scheme", "sparsity", "pruned", "kappa", "± std", "lambda_max", "lambda_min!=0", "rank"]
+        header = ["scheme", "sparsity", "pruned", "kappa", "± std", "lambda_max", "lambda_min!=0", "rank", "min gap"]
         if steps:
             header += [f"loss@{steps}", "± std"] + (["lr"] if per_cell else [])
         if fsteps:
@@ -244,7 +244,7 @@ def _render(label, ds, res, as_json, csv_path, out_dir):
         rows = []
         for r in (r for r in res.rows if r.coordinates == c):
             row = [r.scheme, r.sparsity, r.sparsity_achieved, r.condition_number, r.condition_number_std,
-                   r.lambda_max, r.lambda_min, r.rank]
+                   r.lambda_max, r.lambda_min, r.rank, r.spectral_gap_min]
             if steps:
                 row += [r.final_loss, r.final_loss_std] + ([r.lr] if per_cell else [])
             if fsteps:
@@ -264,6 +264,12 @@ def _render(label, ds, res, as_json, csv_path, out_dir):
             click.echo(f"rank correlation of the forecast loss after {fsteps} steps {what} with the loss after {steps} "
                        f"training steps over {rc.n_cells} cells: Spearman {fmt(rc.spearman)} "
                        f"(p = {fmt(rc.spearman_pvalue)}), Kendall {fmt(rc.kendall)} (p = {fmt(rc.kendall_pvalue)})")
+    unclear = [r for r in res.rows if r.n_unclear_cut]
+    if unclear:
+        cells = ", ".join(f"{r.scheme} {fmt(r.sparsity)} ({r.coordinates})" for r in unclear[:8])
+        click.echo(f"\nthe rank cut is not clean (min gap = lambda_rank / lambda_rank+1 below 100) in {len(unclear)} "
+                   f"cell(s): {cells}{' ...' if len(unclear) > 8 else ''}: their kappa depends on the cut (rtol), "
+                   "not only on the network; read it as 'at least this ill-conditioned'")
     if any(r.n_degenerate for r in res.rows):
         click.echo("\nkappa = inf: G has no non-zero eigenvalue on these coordinates (a fully pruned layer cuts the "
                    "network, so its output no longer depends on the kept weights)")

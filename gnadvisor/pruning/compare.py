@@ -74,6 +74,10 @@ ModelSource = Any  # nn.Module | ArchSpec | Callable[[int], nn.Module]
 # ---------------------------------------------------------------------------------- records
 
 
+#: A spectral gap at the rank cut below this means the cut is not clean: kappa depends on rtol.
+UNCLEAR_GAP = 100.0
+
+
 @dataclass(frozen=True, eq=False)
 class PruningRun:
     """One (scheme, sparsity, seed) cell: masks, spectra and, optionally, training.
@@ -148,6 +152,12 @@ class PruningRun:
         s = self.spectra[coordinates]
         return math.nan if s is None else float(s.lambda_min)
 
+    def spectral_gap(self, coordinates: str = "kept") -> float:
+        """lambda_rank / lambda_rank+1 at the rank cut (``inf`` when nothing lies below it, ``nan``
+        when G is zero or the spectrum was not computed in full)."""
+        s = self.spectra[coordinates]
+        return math.nan if s is None or s.spectral_gap is None else float(s.spectral_gap)
+
     def rank(self, coordinates: str = "kept") -> int:
         """Rank of G on ``coordinates`` (0 when G is zero)."""
         s = self.spectra[coordinates]
@@ -194,6 +204,10 @@ class PruningRow:
     ``*_std`` are population standard deviations over seeds (``ddof=0``; 0 with one seed).
     Means over seeds that include an ``inf`` are ``inf`` with a ``nan`` spread.
 
+    ``spectral_gap_min``: the smallest spectral gap lambda_rank / lambda_rank+1 at the rank cut
+    over the seeds (``inf``: nothing below the cut); ``n_unclear_cut``: seeds whose gap is below
+    :data:`UNCLEAR_GAP`, where kappa depends on the cut (rtol) rather than on the network.
+
     ``forecast_*`` (``None`` without ``forecast_steps``): the linearised forecast of full-batch GD
     on the kept coordinates after ``forecast_steps`` steps, at ``lr = 1 / lambda_max`` of each
     seed's kept GN (``forecast_lr``, mean over seeds): ``forecast_loss_ratio = L_T / L_0`` and
@@ -227,6 +241,8 @@ class PruningRow:
     forecast_lr: float | None = None
     forecast_loss_ratio_train_lr: float | None = None
     forecast_final_loss_train_lr: float | None = None
+    spectral_gap_min: float = math.inf
+    n_unclear_cut: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``inf`` as the string ``"inf"``, ``nan`` as ``None``)."""
@@ -950,6 +966,9 @@ def _aggregate(runs: list[PruningRun], cells, coords, n_seeds: int, trained: boo
                         forecast_loss_ratio_train_lr=_mean(np.array([r.forecast_train_lr.ratio for r in group])),
                         forecast_final_loss_train_lr=_mean(np.array([r.forecast_train_lr.final_loss for r in group])))
             n_params = [r.n_params(c) for r in group]
+            gaps = [g for g in (r.spectral_gap(c) for r in group) if not math.isnan(g)]
+            extra.update(spectral_gap_min=min(gaps) if gaps else math.nan,
+                         n_unclear_cut=int(sum(g < UNCLEAR_GAP for g in gaps)))
             rows.append(PruningRow(
                 scheme=label, sparsity=sparsity, coordinates=c, n_seeds=len(group),
                 sparsity_achieved=float(np.mean([r.sparsity_achieved for r in group])),

@@ -446,3 +446,27 @@ def test_forecast_needs_targets():
         compare_pruning(_tanh_mlp(), X, None, schemes=["magnitude"], sparsities=[0.5], seeds=1, forecast_steps=3)
     with pytest.raises(GNAdvisorError, match="forecast_steps must be a non-negative integer"):
         compare_pruning(_tanh_mlp(), X, _data()[1], schemes=["magnitude"], sparsities=[0.5], seeds=1, forecast_steps=-1)
+
+
+def test_rows_report_the_smallest_spectral_gap_and_unclear_cuts():
+    from gnadvisor.pruning.compare import UNCLEAR_GAP
+
+    net = _tanh_mlp(seed=3)
+    X, Y = _data(n=12)
+    res = compare_pruning(net, X, Y, schemes=["random", "magnitude"], sparsities=[0.5, 0.9], seeds=2,
+                          coordinates="kept")
+    for row in res.rows:
+        group = [r for r in res.runs if r.scheme == row.scheme and r.sparsity == row.sparsity]
+        gaps = []
+        for r in group:
+            s = r.spectra["kept"]
+            if s is None:
+                continue
+            # the gap is the ratio of the last kept eigenvalue to the first one below the cut
+            expect = math.inf if s.below_cut is None or s.below_cut.size == 0 else s.eigenvalues[-1] / s.below_cut[0]
+            assert r.spectral_gap() == pytest.approx(expect, rel=1e-12)
+            gaps.append(expect)
+        assert row.spectral_gap_min == (min(gaps) if gaps else row.spectral_gap_min)
+        assert row.n_unclear_cut == sum(g < UNCLEAR_GAP for g in gaps)
+        d = row.to_dict()
+        assert "spectral_gap_min" in d and d["n_unclear_cut"] == row.n_unclear_cut
