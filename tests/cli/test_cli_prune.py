@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,7 @@ def test_prune_table_csv_and_plots_show_the_json_numbers(family_json, tmp_path):
         text = sections[0] if row["coordinates"] == "kept" else sections[1]
         cells = [row["scheme"], fmt(row["sparsity"]), fmt(row["sparsity_achieved"]), fmt(row["condition_number"]),
                  fmt(row["condition_number_std"]), fmt(row["lambda_max"]), fmt(row["lambda_min"]), fmt(row["rank"]),
+                 fmt(math.inf if row["spectral_gap_min"] == "inf" else row["spectral_gap_min"]),
                  fmt(row["final_loss"]), fmt(row["final_loss_std"])]
         line = next(ln for ln in text.splitlines() if ln.startswith(row["scheme"] + " "))
         assert line.split() == cells
