@@ -264,6 +264,13 @@ def _render(label, ds, res, as_json, csv_path, out_dir):
             click.echo(f"rank correlation of the forecast loss after {fsteps} steps {what} with the loss after {steps} "
                        f"training steps over {rc.n_cells} cells: Spearman {fmt(rc.spearman)} "
                        f"(p = {fmt(rc.spearman_pvalue)}), Kendall {fmt(rc.kendall)} (p = {fmt(rc.kendall_pvalue)})")
+    unstable = sorted({(r.scheme, r.sparsity) for r in res.runs
+                       if getattr(r, "forecast_train_lr", None) is not None and not r.forecast_train_lr.stable})
+    if unstable:
+        cells = ", ".join(f"{sc} {fmt(sp)}" for sc, sp in unstable[:8])
+        click.echo(f"\nthe training lr is unstable for the linearised dynamics (lr * lambda_max >= 2) in {len(unstable)} "
+                   f"cell(s): {cells}{' ...' if len(unstable) > 8 else ''}: their 'fc loss (train lr)' grows without "
+                   "bound; the real network may still settle (its curvature changes as it trains)")
     unclear = [r for r in res.rows if r.n_unclear_cut]
     if unclear:
         cells = ", ".join(f"{r.scheme} {fmt(r.sparsity)} ({r.coordinates})" for r in unclear[:8])

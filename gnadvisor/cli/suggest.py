@@ -186,11 +186,14 @@ def _jsonable(obj):
 
 
 def _kappa(mean: float, std: float) -> str:
-    return f"{fmt(mean, 3)} ± {fmt(std, 2)}"
+    """mean ± std; the mean alone where the spread is undefined (one seed)."""
+    return f"{fmt(mean, 3)}" if math.isnan(std) and math.isfinite(mean) else f"{fmt(mean, 3)} ± {fmt(std, 2)}"
 
 
 def _ratio(mean: float, std: float) -> str:
-    return "inf (diverged)" if math.isinf(mean) else f"{fmt(mean, 3)} ± {fmt(std, 1)}"
+    if math.isinf(mean):
+        return "inf (diverged)"
+    return f"{fmt(mean, 3)}" if math.isnan(std) else f"{fmt(mean, 3)} ± {fmt(std, 1)}"
 
 
 def _faster(a, b) -> tuple[str, bool]:
@@ -296,7 +299,7 @@ def _text(result, out_dir: str | None) -> str:
         lines.append(f"{'Rows' if len(worse) > 1 else 'Row'} {', '.join(f'#{k}' for k in worse)} "
                      f"{'are' if len(worse) > 1 else 'is'} worse conditioned than the baseline: the search found "
                      "too few better designs (raise --trials, or --max-gflop if many trials were skipped).")
-    explain_kappa = not better and s.get("objective") == "forecast"
+    explain_kappa = not better
     lines += _training_lines(result)
     abl = result.ablation
     if abl is not None and abl.steps:

@@ -118,12 +118,13 @@ _ABLATION_SLACK = 4.0  # ablation variants may cost up to this multiple of the c
 
 # ============================================================================ records
 def _stats(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (``ddof=1``; 0 for one value; NaN when not finite)."""
+    """Mean and sample standard deviation (``ddof=1``; NaN for one value, where it is undefined,
+    and when a value is not finite)."""
     a = np.asarray(values, dtype=float)
     if not np.isfinite(a).all():  # e.g. a diverged run: the mean is +-inf (or NaN), the std undefined
         with np.errstate(invalid="ignore"):
             return float(a.mean()), math.nan
-    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else math.nan
 
 
 def _stat_dict(values: Sequence[float]) -> dict[str, Any]:
@@ -326,8 +327,8 @@ class Verification:
 
     @property
     def std(self) -> float:
-        """Sample standard deviation (``ddof=1``) over the seeds; 0 for one seed."""
-        return float(np.std(self.kappas, ddof=1)) if len(self.kappas) > 1 else 0.0
+        """Sample standard deviation (``ddof=1``) over the seeds; NaN (undefined) for one seed."""
+        return float(np.std(self.kappas, ddof=1)) if len(self.kappas) > 1 else math.nan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -895,6 +896,14 @@ def _explain(factor: str, change: str, ratio: float, clear: bool, ref: float, va
         if factor == "activation" and variant is not None and variant.activation == "relu" and spec is not None:
             why = (f"relu's derivative is 0 on about half of the units for each sample, while {_act_name(spec)} "
                    f"keeps a non-zero slope, and these masks compound over the {spec.depth} layers")
+        # directional rationales are only quoted when the measurement goes their way
+        if factor == "width" and spec is not None and variant is not None and \
+                variant.width_resolved > spec.width_resolved:
+            why = ("here the wider layers are worse conditioned, against the random-matrix trend of linear nets "
+                   "(paper Sec. 5): the activation and depth decide the width effect of a non-linear net")
+        if factor == "pruning" and spec is not None and spec.prune_scheme not in (None, "none"):
+            why = ("here the pruned net is better conditioned than its dense version, unlike the paper's finding for "
+                   "pruning at initialisation (gn-theory Sec. 7)")
         return f"{change} raises kappa {ratio:.3g}x {nums}: {why}."
     if clear and ratio < 1:
         return f"{change} would lower kappa {1 / ratio:.3g}x {nums}: this choice does not help here."
@@ -974,7 +983,7 @@ def _summary(spec: ArchSpec, steps: Sequence[AblationStep]) -> str:
         return "It makes the same design choices as the baseline; nothing to ablate."
     parts = []
     if helps:
-        parts.append("What makes it well conditioned: " + "; ".join(
+        parts.append("What lowers its kappa: " + "; ".join(
             f"{_factor_words(spec, s)} ({s.ratio:.3g}x lower kappa)" for s in helps) + ".")
     else:
         parts.append("No single design choice explains its conditioning on its own: "

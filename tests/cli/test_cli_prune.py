@@ -326,3 +326,19 @@ def test_prune_forecast_help_and_errors(tmp_path):
     assert res.exit_code != 0 and "Traceback" not in res.output
     lines = [ln for ln in res.output.splitlines() if ln.strip() and not ln.startswith("prune")]
     assert len(lines) == 1 and "forecast_steps=3" in lines[0], res.output
+
+
+def test_prune_flags_cells_whose_training_lr_is_unstable_for_the_forecast():
+    args = ["mlp", "--samples", "40", "--schemes", "grasp,magnitude", "--sparsity", "0,0.5", "--seeds", "1",
+            "--forecast-steps", "5", "--train-steps", "5"]
+    text = run(*args).output
+    out = prune_json(*args)
+    rows = {(r["scheme"], r["sparsity"]): r for r in out["rows"] if r["coordinates"] == "kept"}
+    # lr * lambda_max >= 2 <=> the linearised dynamics at the training lr diverge
+    unstable = [k for k, r in rows.items() if r["lr"] is not None and r["lr"] * r["lambda_max"] >= 2]
+    if unstable:
+        line = next(ln for ln in text.splitlines() if "unstable for the linearised dynamics" in ln)
+        for scheme, sparsity in unstable:
+            assert f"{scheme} {fmt(sparsity)}" in line
+    else:
+        assert "unstable for the linearised dynamics" not in text

@@ -302,3 +302,14 @@ def test_depth20_end_to_end_beats_the_baseline_100x():
     assert base["condition_number"] / best["condition_number"] >= 100
     assert len(d["recommendations"]) == 3 and d["ablation"]["steps"]
     assert all(r["n_samples"] == 128 for r in [*d["recommendations"], base])
+
+
+def test_one_seed_has_no_spread(space_file):
+    """A sample standard deviation over one seed is undefined: null in JSON, no '± 0' in the table."""
+    args = ["--space", space_file, "--trials", "4", "--no-ablation", "--depth", "2", "--samples", "30",
+            "--subsample", "15", "--init-seeds", "1", "--top", "1"]
+    out = suggest_json(*args)
+    for row in out["recommendations"] + [out["baseline"]]:
+        assert row["condition_number_std"] is None and len(row["kappas"]) == 1
+    text = run(*args).output
+    assert "± 0" not in text and "± nan" not in text
