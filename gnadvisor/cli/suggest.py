@@ -294,6 +294,10 @@ def _text(result, out_dir: str | None) -> str:
                  f"(kappa {fmt(best.condition_number, 3)} vs {fmt(result.baseline.condition_number, 3)})."
                  + ("" if better or s.get("objective") != "forecast" else
                     " The forecast objective ranks by training speed, not by kappa."))
+    top_k = s.get("top_k")
+    if top_k and len(result.recommendations) < top_k:
+        lines.append(f"Only {len(result.recommendations)} of --top {top_k} rows: the study has only "
+                     f"{len(result.recommendations)} feasible distinct design(s) (raise --trials or --max-gflop).")
     worse = [r.rank for r in result.recommendations if 0 < r.improvement < 1]
     if worse and s.get("objective") != "forecast":
         lines.append(f"{'Rows' if len(worse) > 1 else 'Row'} {', '.join(f'#{k}' for k in worse)} "

@@ -313,3 +313,11 @@ def test_one_seed_has_no_spread(space_file):
         assert row["condition_number_std"] is None and len(row["kappas"]) == 1
     text = run(*args).output
     assert "± 0" not in text and "± nan" not in text
+
+
+def test_fewer_rows_than_top_are_explained(space_file):
+    args = ["--space", space_file, "--trials", "2", "--no-ablation", "--depth", "2", "--samples", "30",
+            "--subsample", "15", "--init-seeds", "1", "--top", "5"]
+    n = len(suggest_json(*args)["recommendations"])
+    text = run(*args).output
+    assert n < 5 and f"Only {n} of --top 5 rows" in text
