@@ -77,12 +77,7 @@ def load_model(target: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
             except Exception as exc:  # noqa: BLE001 - user code
                 raise GNAdvisorError(f"model {target!r}: importing {where!r} raised {_first_line(exc)}") from None
         if not hasattr(module, name):
-            found = sorted(n for n, v in vars(module).items()
-                           if not n.startswith("_") and (inspect.isfunction(v) or (inspect.isclass(v) and issubclass(v, nn.Module))))
-            raise GNAdvisorError(
-                f"model {target!r}: {where} has no attribute {name!r}"
-                + (f"; factories and module classes there: {', '.join(found)}" if found else "")
-            )
+            raise GNAdvisorError(f"model {target!r}: {where} has no attribute {name!r}" + _candidates(module))
         return _call(getattr(module, name), target, kwargs)
     path = Path(target)
     if not path.exists():
@@ -90,16 +85,18 @@ def load_model(target: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
             f"model {target!r}: no such file; give FILE.py:NAME, package.module:NAME, or a saved .pt/.pt2 file"
         )
     if path.suffix == ".py":
-        module = _import_file(path)
-        found = sorted(n for n, v in vars(module).items()
-                       if not n.startswith("_") and (inspect.isfunction(v) or (inspect.isclass(v) and issubclass(v, nn.Module))))
-        raise GNAdvisorError(
-            f"model {target!r}: a Python file needs the factory or class to use, as FILE.py:NAME"
-            + (f"; factories and module classes there: {', '.join(found)}" if found else "")
-        )
+        raise GNAdvisorError(f"model {target!r}: a Python file needs the factory or class to use, as FILE.py:NAME"
+                             + _candidates(_import_file(path)))
     if kwargs:
         raise GNAdvisorError("--kwargs applies to FILE.py:NAME or package.module:NAME, not to a saved model file")
     return _load_saved(path)
+
+
+def _candidates(module) -> str:
+    """``"; factories and module classes there: a, b"`` for an error message ('' when none)."""
+    found = sorted(n for n, v in vars(module).items()
+                   if not n.startswith("_") and (inspect.isfunction(v) or (inspect.isclass(v) and issubclass(v, nn.Module))))
+    return f"; factories and module classes there: {', '.join(found)}" if found else ""
 
 
 def _import_file(path: Path):

@@ -38,9 +38,9 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:  # bad option values: one line, not click's usage block
-            where = f"gnadvisor {exc.ctx.command_path.split(' ', 1)[-1]}" if exc.ctx is not None else "gnadvisor"
-            if where.startswith("gnadvisor gnadvisor") or where == "gnadvisor cli":
-                where = "gnadvisor"
+            # the command path without its first word, which is the program name ('cli' under CliRunner)
+            sub = exc.ctx.command_path.split()[1:] if exc.ctx is not None else []
+            where = " ".join(["gnadvisor", *sub])
             click.echo(f"Error: {exc.format_message()} (see '{where} --help')", err=True)
             sys.exit(exc.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):

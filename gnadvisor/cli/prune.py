@@ -265,7 +265,7 @@ def _render(label, ds, res, as_json, csv_path, out_dir):
                        f"training steps over {rc.n_cells} cells: Spearman {fmt(rc.spearman)} "
                        f"(p = {fmt(rc.spearman_pvalue)}), Kendall {fmt(rc.kendall)} (p = {fmt(rc.kendall_pvalue)})")
     unstable = sorted({(r.scheme, r.sparsity) for r in res.runs
-                       if getattr(r, "forecast_train_lr", None) is not None and not r.forecast_train_lr.stable})
+                       if r.forecast_train_lr is not None and not r.forecast_train_lr.stable})
     if unstable:
         cells = ", ".join(f"{sc} {fmt(sp)}" for sc, sp in unstable[:8])
         click.echo(f"\nthe training lr is unstable for the linearised dynamics (lr * lambda_max >= 2) in {len(unstable)} "

@@ -108,6 +108,7 @@ class Problem:
     _independent: bool | None = None
     _saved_bytes: dict[bool, int] = field(default_factory=dict)
     _vmap_ok: bool = True
+    _without_cudnn: bool | None = None
 
     # -- evaluation -------------------------------------------------------------------
     def call(self, params: Mapping[str, torch.Tensor], X: torch.Tensor) -> torch.Tensor:
@@ -117,7 +118,10 @@ class Problem:
         pass in eval mode and cannot run on torch.func's wrapped tensors; the native kernels
         compute the same function with plain differentiable ops.
         """
-        if self.device.type == "cuda" and any(isinstance(m, nn.RNNBase) for m in self.model.modules()):
+        if self._without_cudnn is None:  # decided once: call() is on every forward pass
+            self._without_cudnn = self.device.type == "cuda" and any(
+                isinstance(m, nn.RNNBase) for m in self.model.modules())
+        if self._without_cudnn:
             with torch.backends.cudnn.flags(enabled=False):
                 return functional_call(self.model, dict(params), (X,))
         return functional_call(self.model, dict(params), (X,))

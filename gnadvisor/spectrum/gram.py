@@ -221,14 +221,6 @@ def _groups(problem: Problem, names: list[str], budget_j: int) -> list[tuple[lis
     return groups
 
 
-def J_bytes(problem: Problem, names: list[str], cols: slice | None) -> int:
-    """Bytes of the materialised block ``J`` (N x its columns, float64)."""
-    n_cols = sum(problem.n_cols(nm) for nm in names)
-    if cols is not None:
-        n_cols = len(range(n_cols)[cols])
-    return problem.n_rows * n_cols * 8
-
-
 def _block_jacobian(problem: Problem, names: list[str], budget_j: int,
                     cols: slice | None = None) -> torch.Tensor:
     """J restricted to ``names`` (N x kept cols, optionally a column slice), in row chunks.
@@ -243,12 +235,12 @@ def _block_jacobian(problem: Problem, names: list[str], budget_j: int,
     # per Jacobian row: the parameter gradients (~6 copies in flight) and, for the backward
     # pass behind it, the gradients of the saved activations (~2x what the forward saves) --
     # of the whole batch when samples are coupled (train-mode batch norm), else of one sample.
-    act = problem.saved_bytes(full_batch=not problem.independent)
-    per_row = 6 * numel * 8 + 2 * act
-    rows_per_chunk = max(1, min(N, (budget_j - J_bytes(problem, names, cols)) // per_row, 2048))
     n_cols = sum(problem.n_cols(nm) for nm in names)
     if cols is not None:
         n_cols = len(range(n_cols)[cols])
+    act = problem.saved_bytes(full_batch=not problem.independent)
+    per_row = 6 * numel * 8 + 2 * act
+    rows_per_chunk = max(1, min(N, (budget_j - N * n_cols * 8) // per_row, 2048))  # what J itself leaves
     J = torch.empty(N, n_cols, dtype=torch.float64, device=problem.device)
 
     def put(jac: dict, r0: int, rows: int) -> None:
