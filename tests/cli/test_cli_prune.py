@@ -30,13 +30,7 @@ FAMILY_ARGS = ["mlp", "--depth", "1", "--width", "6", "--samples", "12", "--sche
                "--optimizer", "gd"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matrices: one intra-op thread avoids oversubscription on a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run(*args):

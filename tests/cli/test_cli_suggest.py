@@ -14,7 +14,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
 import yaml
 from click.testing import CliRunner
 
@@ -42,13 +41,7 @@ ROW_KEYS = {"rank", "architecture", "spec", "params", "flops", "condition_number
 FORECAST_KEYS = {"steps", "lr_scale", "seeds", "n_samples", "lr", "loss_ratio", "log_decrease", "initial_loss"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These problems are tiny: one intra-op thread avoids OpenMP stalls on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

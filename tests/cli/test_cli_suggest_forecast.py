@@ -10,7 +10,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from click.testing import CliRunner
 
@@ -32,12 +31,7 @@ SPACE = {
 SMALL = ["--depth", "2", "--samples", "30", "--subsample", "15", "--init-seeds", "2", "--top", "2", "--no-ablation"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -49,13 +49,7 @@ LINEAR = {  # deep linear chains, which the closed-form bounds cover
 RUN = dict(n_samples=24, n_subsample=12, n_init_seeds=2, top_k=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These problems are tiny: one intra-op thread avoids OpenMP stalls on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
